@@ -1,0 +1,61 @@
+"""The one exception hierarchy of qlora-eval (L0: stdlib only).
+
+Every error says what went wrong *and* what to do about it; the CLI prints the message
+and exits non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class QloraEvalError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class InputError(QloraEvalError):
+    """Bad user input: a file, a line, a field or a value that cannot be used.
+
+    Attributes:
+        source: the file (or other source) the bad input came from, if any.
+        line: the 1-based line number inside ``source``, if known.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None) -> None:
+        self.source = source
+        self.line = line
+        where = ""
+        if source is not None:
+            where = f"{source}:{line}: " if line is not None else f"{source}: "
+        super().__init__(where + message)
+
+
+class ConfigError(InputError):
+    """A config (YAML, CLI options, a model spec) that does not validate."""
+
+
+class StoreError(QloraEvalError):
+    """The SQLite store cannot be opened, migrated or written."""
+
+
+class MissingDependencyError(QloraEvalError):
+    """An optional package is needed; the message carries the install command."""
+
+    def __init__(self, package: str, install: str, purpose: str) -> None:
+        self.package = package
+        self.install = install
+        super().__init__(f"{purpose} needs the package '{package}'. Install it with: {install}")
+
+
+class BackendError(QloraEvalError):
+    """A model or judge backend failed (unreachable server, exhausted retries, bad response)."""
+
+
+class ConvergenceError(QloraEvalError):
+    """A numerical fit (Bradley-Terry) did not converge."""
+
+
+class BudgetExceededError(QloraEvalError):
+    """Spending more would cross the user's ``--budget-usd``."""
+
+
+class DeviceError(QloraEvalError):
+    """The requested work needs hardware this machine does not have (for example a CUDA GPU)."""
