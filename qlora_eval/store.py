@@ -291,9 +291,7 @@ class Store:
 
     def prompts(self, prompt_set: str) -> list[Prompt]:
         """The stored prompts of a set (latest content per id), in id order."""
-        rows = self.execute(
-            "SELECT * FROM prompts WHERE prompt_set = ? ORDER BY prompt_id, created_at", (prompt_set,)
-        )
+        rows = self.execute("SELECT * FROM prompts WHERE prompt_set = ? ORDER BY prompt_id, created_at", (prompt_set,))
         latest: dict[str, Prompt] = {}
         for row in rows:
             latest[row["prompt_id"]] = Prompt(
@@ -376,9 +374,7 @@ class Store:
         rows = [_judgment_row(j, run_id) for j in judgments]
         with self.transaction() as conn:
             before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO judgments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
-            )
+            conn.executemany("INSERT OR IGNORE INTO judgments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             return conn.total_changes - before
 
     def has_judgment(self, judgment_key: str) -> bool:

@@ -63,9 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="count", default=verbose, help="more logging (-vv for debug)")
     module.add_arguments(parser)
     args = parser.parse_args(rest)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(module.run(args))
     except QloraEvalError as exc:

@@ -194,9 +194,7 @@ DEFAULT_REGISTRY = AliasRegistry()
 
 
 def _spec_error(text: str, problem: str, registry: AliasRegistry) -> ConfigError:
-    return ConfigError(
-        f"bad model spec {text!r}: {problem}\n" + GRAMMAR.format(aliases=", ".join(registry.names()))
-    )
+    return ConfigError(f"bad model spec {text!r}: {problem}\n" + GRAMMAR.format(aliases=", ".join(registry.names())))
 
 
 def _check_options(backend: Backend, options: dict[str, str], text: str, aliases: list[str]) -> None:
