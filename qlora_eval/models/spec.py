@@ -133,11 +133,8 @@ class ModelSpec:
     def with_options(self, **options: str) -> ModelSpec:
         """A copy with more options (checked like parsed ones)."""
         merged = {**self.options, **options}
-        _check_options(self.backend, merged, self.text, self._alias_names())
+        _check_options(self.backend, merged, self.text, DEFAULT_REGISTRY)
         return replace(self, options=merged)
-
-    def _alias_names(self) -> list[str]:
-        return sorted(BUILTIN_ALIASES)
 
 
 class AliasRegistry:
@@ -197,8 +194,7 @@ def _spec_error(text: str, problem: str, registry: AliasRegistry) -> ConfigError
     return ConfigError(f"bad model spec {text!r}: {problem}\n" + GRAMMAR.format(aliases=", ".join(registry.names())))
 
 
-def _check_options(backend: Backend, options: dict[str, str], text: str, aliases: list[str]) -> None:
-    registry = AliasRegistry()
+def _check_options(backend: Backend, options: dict[str, str], text: str, registry: AliasRegistry) -> None:
     allowed = _ALLOWED_OPTIONS[backend]
     for key, value in options.items():
         if key not in allowed:
@@ -257,7 +253,7 @@ def parse_model_spec(text: str, registry: AliasRegistry = DEFAULT_REGISTRY) -> M
         entry = registry.get(target)
         if entry is not None:
             merged = {**entry.options, **options}
-            _check_options(entry.backend, merged, text, registry.names())
+            _check_options(entry.backend, merged, text, registry)
             return ModelSpec(
                 text=raw,
                 backend=entry.backend,
@@ -274,7 +270,7 @@ def parse_model_spec(text: str, registry: AliasRegistry = DEFAULT_REGISTRY) -> M
                 text, f"{target!r} is neither a known alias nor a local folder; add a backend prefix", registry
             )
 
-    _check_options(backend, options, text, registry.names())
+    _check_options(backend, options, text, registry)
     if backend is Backend.OPENAI and "chat" in options and options["chat"] != "template":
         raise _spec_error(text, "the openai backend always uses the server's chat format", registry)
     return ModelSpec(text=raw, backend=backend, target=target, options=options)
