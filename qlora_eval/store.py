@@ -149,8 +149,54 @@ CREATE TRIGGER answers_append_only_delete BEFORE DELETE ON answers
 BEGIN SELECT RAISE(ABORT, 'answers are append-only'); END;
 """
 
+# Version 2: the human-rating web form (qlora_eval/web/). A task is one (prompt, model pair, answer pair) with
+# model_x < model_y alphabetically; an assignment gives a task to one rater (is_repeat = 1: the self-consistency
+# repeat, shown with sides swapped); a vote answers one assignment. Only first votes become judgments (judge
+# ``human:<rater>``); repeat votes live in web_votes alone so rankings never count them.
+_V2_SQL = """
+CREATE TABLE web_tasks (
+    task_id      TEXT PRIMARY KEY,
+    prompt_set   TEXT NOT NULL,
+    prompt_id    TEXT NOT NULL,
+    model_x      TEXT NOT NULL,
+    model_y      TEXT NOT NULL,
+    answer_x_key TEXT NOT NULL,
+    answer_y_key TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    CHECK (model_x < model_y)
+);
+CREATE TABLE web_assignments (
+    assignment_id TEXT PRIMARY KEY,
+    rater         TEXT NOT NULL REFERENCES raters (name),
+    task_id       TEXT NOT NULL REFERENCES web_tasks (task_id),
+    is_repeat     INTEGER NOT NULL CHECK (is_repeat IN (0, 1)),
+    left_model    TEXT NOT NULL,
+    assigned_at   TEXT NOT NULL,
+    skipped_at    TEXT,
+    UNIQUE (rater, task_id, is_repeat)
+);
+CREATE INDEX web_assignments_by_task ON web_assignments (task_id);
+CREATE TABLE web_votes (
+    assignment_id TEXT PRIMARY KEY REFERENCES web_assignments (assignment_id),
+    rater         TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    is_repeat     INTEGER NOT NULL CHECK (is_repeat IN (0, 1)),
+    choice        TEXT NOT NULL CHECK (choice IN ('left', 'right', 'tie', 'both_bad')),
+    verdict_xy    TEXT NOT NULL CHECK (verdict_xy IN ('A', 'B', 'tie', 'both_bad')),
+    judgment_key  TEXT,
+    rationale     TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    UNIQUE (rater, task_id, is_repeat),
+    CHECK ((is_repeat = 0) = (judgment_key IS NOT NULL))
+);
+CREATE TRIGGER web_votes_append_only_update BEFORE UPDATE ON web_votes
+BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END;
+CREATE TRIGGER web_votes_append_only_delete BEFORE DELETE ON web_votes
+BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END;
+"""
+
 # Ordered schema steps: (version reached, SQL script). Append new steps; never edit old ones.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1)]
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2_SQL)]
 
 
 def latest_version() -> int:
