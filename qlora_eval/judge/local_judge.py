@@ -1,0 +1,102 @@
+"""A judge that runs a local transformers model and reads its verdict from next-token probabilities.
+
+It gets the same judge prompt as the API judges. Instead of letting a small model write an explanation (which
+it rarely ends with a clean verdict line), the judge's reply is started with :data:`ASSISTANT_PREFIX` and the
+probabilities of the next token being "1", "2" or "3" decide: the most likely one wins. So it never fails to
+parse. The three probabilities (renormalised over the three digits) are the judgment's rationale.
+
+A 135M-parameter judge is weak and strongly position-biased; it exists so the tournament runs offline. The
+report names the judge and shows its diagnostics (first-position win rate, swap consistency).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from qlora_eval.errors import ConfigError
+from qlora_eval.judge.base import Budget, Judge, JudgeOutcome, JudgeRequest
+from qlora_eval.types import Verdict
+
+#: The start of the judge's reply, after which the next token is read.
+ASSISTANT_PREFIX = "Final verdict (1, 2 or 3):"
+CANDIDATES = ("1", "2", "3")
+_VERDICTS = (Verdict.A, Verdict.B, Verdict.TIE)
+DEFAULT_LOCAL_JUDGE = "smollm2-135m"
+
+
+def local_judge_settings(model_spec: str) -> dict[str, Any]:
+    """The settings recorded with (and keying) every judgment of a local judge."""
+    return {
+        "protocol": "pairwise-3class-next-token",
+        "model": model_spec,
+        "assistant_prefix": ASSISTANT_PREFIX,
+        "candidates": list(CANDIDATES),
+    }
+
+
+class LocalJudge(Judge):
+    """Next-token-probability judge on a transformers model (``local:SPEC``, SPEC any hf model spec).
+
+    Args:
+        model_spec: the model spec (``smollm2-135m``, ``hf:PATH?bits=4``...).
+        batch_size: prompts per forward pass.
+        device: ``cpu``, ``cuda`` or None for the best available.
+    """
+
+    def __init__(self, model_spec: str = DEFAULT_LOCAL_JUDGE, *, batch_size: int = 4, device: str | None = None):
+        from qlora_eval.models.hf import HFChatModel
+        from qlora_eval.models.spec import Backend, parse_model_spec
+
+        spec = parse_model_spec(model_spec)
+        if spec.backend is not Backend.HF:
+            raise ConfigError(
+                f"a local judge runs a transformers model; {model_spec!r} uses the {spec.backend.value} backend "
+                "(use openai:MODEL?base_url=URL to judge with a model behind a server)"
+            )
+        if batch_size < 1:
+            raise ConfigError(f"local judge batch size must be >= 1, got {batch_size}")
+        self.model_spec = model_spec
+        self.judge_id = f"local:{model_spec}"
+        self.batch_size = batch_size
+        self.concurrency = 1  # one model, one forward pass at a time
+        self._model = HFChatModel.from_spec(spec, device=device)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return local_judge_settings(self.model_spec)
+
+    def estimate_usd(self, request: JudgeRequest) -> float:
+        return 0.0
+
+    def judge_batch(self, requests: Sequence[JudgeRequest], budget: Budget) -> list[JudgeOutcome]:
+        if not requests:
+            return []
+        texts = [self._model.format_prompt(r.messages) + " " + ASSISTANT_PREFIX for r in requests]
+        start = time.perf_counter()
+        logprobs = self._model.next_token_logprobs(texts, CANDIDATES, batch_size=self.batch_size)
+        latency = (time.perf_counter() - start) / len(requests)
+        outcomes = []
+        for request, row in zip(requests, logprobs, strict=True):
+            probs = _renormalise(row)
+            best = int(np.argmax(probs))
+            rationale = (
+                f"Local judge {self.model_spec}: next-token probabilities after {ASSISTANT_PREFIX!r}, "
+                f"renormalised over the three digits: P(1)={probs[0]:.3f}, P(2)={probs[1]:.3f}, "
+                f"P(3)={probs[2]:.3f}; mass on the digits {float(np.exp(row).sum()):.3f}."
+            )
+            judgment = request.judgment(self.judge_id, self.settings, _VERDICTS[best], rationale, latency_s=latency)
+            outcomes.append(JudgeOutcome(request, judgment, None, attempts=1))
+        return outcomes
+
+    def close(self) -> None:
+        self._model.close()
+
+
+def _renormalise(logprobs: np.ndarray) -> np.ndarray:
+    """Probabilities over the candidates from their log-probabilities (softmax, numerically stable)."""
+    shifted = np.exp(logprobs - logprobs.max())
+    return np.asarray(shifted / shifted.sum())

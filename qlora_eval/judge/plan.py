@@ -1,0 +1,120 @@
+"""Which judge calls a run needs: every pair of models, on every prompt, in both orders, minus stored ones.
+
+The never-pay-twice rule starts here: each call's content key (judge, template hash, prompt, both answer
+keys, order, judge settings) is computed before anything is sent, and keys already in the store are skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qlora_eval.errors import ConfigError
+from qlora_eval.judge.base import JudgeRequest
+from qlora_eval.judge.templates import TemplateSet
+from qlora_eval.types import Answer, Judgment, Order, Prompt
+
+#: Pairing schemes ``--pairs`` accepts. ``all``: every unordered pair of models (round robin).
+PAIRINGS = ("all",)
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """The calls of a run.
+
+    Attributes:
+        requests: calls still to make (their keys are not stored), in a stable order.
+        stored_keys: keys of this run's judgments that are already stored (skipped: already paid for).
+        missing_answers: (model, prompt_id) pairs without a stored answer; their battles are left out.
+    """
+
+    requests: list[JudgeRequest]
+    stored_keys: list[str]
+    missing_answers: list[tuple[str, str]]
+
+    @property
+    def total(self) -> int:
+        """How many judgments this run covers (stored + to make)."""
+        return len(self.requests) + len(self.stored_keys)
+
+
+def latest_answers(answers: Sequence[Answer], prompts: Sequence[Prompt]) -> dict[tuple[str, str], Answer]:
+    """(model, prompt_id) -> the newest stored answer to the current text of each prompt.
+
+    Args:
+        answers: stored answers, oldest first (as ``Store.answers`` returns them).
+        prompts: the prompts of one set; answers to an older text of a prompt are ignored.
+    """
+    hashes = {p.prompt_id: p.content_hash for p in prompts}
+    chosen: dict[tuple[str, str], Answer] = {}
+    for answer in answers:
+        if hashes.get(answer.prompt_id) == answer.prompt_hash:
+            chosen[(answer.model, answer.prompt_id)] = answer
+    return chosen
+
+
+def model_pairs(models: Sequence[str], pairs: str) -> list[tuple[str, str]]:
+    """Unordered model pairs (alphabetical inside each pair) for a pairing scheme."""
+    if pairs not in PAIRINGS:
+        raise ConfigError(f"--pairs must be one of {list(PAIRINGS)}, got {pairs!r}")
+    unique = sorted(set(models))
+    if len(unique) < 2:
+        raise ConfigError(f"judging needs at least two different models, got {list(models)}")
+    return list(itertools.combinations(unique, 2))
+
+
+def plan_judgments(
+    *,
+    prompts: Sequence[Prompt],
+    answers: Mapping[tuple[str, str], Answer],
+    models: Sequence[str],
+    judge_id: str,
+    judge_settings: dict[str, Any],
+    templates: TemplateSet,
+    is_stored: Callable[[str], bool],
+    pairs: str = "all",
+) -> JudgePlan:
+    """Every (prompt, pair, order) call, split into stored and still to make.
+
+    Args:
+        prompts: the prompts to judge on.
+        answers: (model, prompt_id) -> the answer to judge (see :func:`latest_answers`).
+        models: the contestants (display names).
+        judge_id: the judge recorded with each judgment.
+        judge_settings: the judge's settings (part of each key).
+        templates: the judge templates; each prompt's category picks one.
+        is_stored: tells whether a judgment key is already in the store.
+        pairs: the pairing scheme (see :data:`PAIRINGS`).
+    """
+    requests: list[JudgeRequest] = []
+    stored: list[str] = []
+    missing: list[tuple[str, str]] = []
+    pair_list = model_pairs(models, pairs)
+    for prompt in prompts:
+        lacking = [m for m in sorted(set(models)) if (m, prompt.prompt_id) not in answers]
+        missing.extend((m, prompt.prompt_id) for m in lacking)
+        template = templates.for_prompt(prompt)
+        for first, second in pair_list:
+            if first in lacking or second in lacking:
+                continue
+            for order in (Order.FORWARD, Order.SWAPPED):
+                shown_a, shown_b = (first, second) if order is Order.FORWARD else (second, first)
+                answer_a, answer_b = answers[(shown_a, prompt.prompt_id)], answers[(shown_b, prompt.prompt_id)]
+                key = Judgment.key_for(
+                    judge_id,
+                    template.sha256,
+                    prompt.prompt_set,
+                    prompt.prompt_id,
+                    answer_a.answer_key,
+                    answer_b.answer_key,
+                    order,
+                    judge_settings,
+                )
+                if is_stored(key):
+                    stored.append(key)
+                    continue
+                messages = tuple(template.render(prompt.question, answer_a.text, answer_b.text))
+                requests.append(JudgeRequest(key, prompt, answer_a, answer_b, order, template, messages))
+    return JudgePlan(requests=requests, stored_keys=stored, missing_answers=missing)

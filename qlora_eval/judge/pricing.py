@@ -1,0 +1,85 @@
+"""Judge prices (dollars per million tokens) from an editable YAML table, and cost estimates.
+
+The shipped table is ``qlora_eval/data/prices.yaml`` (``prompts/prices.yaml`` in the repository); a user
+file given with ``--prices`` replaces entries model by model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from qlora_eval.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Price:
+    """Dollars per million prompt (input) and completion (output) tokens."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok) / 1e6
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Model name -> price, with the files it came from (for messages)."""
+
+    prices: dict[str, Price]
+    sources: tuple[str, ...]
+
+    def get(self, model: str) -> Price | None:
+        """The price of ``model``; None when the table has no entry for it."""
+        return self.prices.get(model)
+
+
+def default_prices_path() -> Path:
+    return Path(str(resources.files("qlora_eval") / "data" / "prices.yaml"))
+
+
+def load_prices(override: Path | None = None) -> PriceTable:
+    """The shipped price table, with the entries of ``override`` (a user YAML file) on top.
+
+    Raises:
+        ConfigError: naming the file and model when an entry is malformed.
+    """
+    prices = _read_prices(default_prices_path())
+    sources = [str(default_prices_path())]
+    if override is not None:
+        prices.update(_read_prices(override))
+        sources.append(str(override))
+    return PriceTable(prices=prices, sources=tuple(sources))
+
+
+def estimate_tokens(chars: int, chars_per_token: float) -> int:
+    """Tokens of a text of ``chars`` characters (rounded up), for estimates made before a call."""
+    return math.ceil(chars / chars_per_token)
+
+
+def _read_prices(path: Path) -> dict[str, Price]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the price table: {exc}", source=str(path)) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise ConfigError("expected 'models: {MODEL: {input_per_mtok: X, output_per_mtok: Y}}'", source=str(path))
+    prices: dict[str, Price] = {}
+    for model, entry in data["models"].items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"models.{model} must be a mapping", source=str(path))
+        try:
+            price = Price(float(entry["input_per_mtok"]), float(entry["output_per_mtok"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"models.{model} needs numbers input_per_mtok and output_per_mtok ({exc})", source=str(path)
+            ) from exc
+        if price.input_per_mtok < 0 or price.output_per_mtok < 0:
+            raise ConfigError(f"models.{model}: prices must be >= 0", source=str(path))
+        prices[str(model)] = price
+    return prices

@@ -1,0 +1,173 @@
+"""Run a judge over a plan: batches on a thread pool, a spending budget, each result stored as it arrives.
+
+Storing every judgment the moment its call returns is what bounds the loss of a killed run to the calls in
+flight; the content key makes storing idempotent, so a rerun pays only for what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from qlora_eval.judge.base import Budget, Judge, JudgeOutcome, JudgeRequest
+from qlora_eval.store import Store
+from qlora_eval.types import Verdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JudgeRunSummary:
+    """What a judging run did.
+
+    Attributes:
+        planned: judgments the run covers (already stored + attempted + left out by the budget).
+        already_stored: judgments found in the store and not paid for again.
+        new: judgments stored by this run.
+        invalid: of the new ones, how many are INVALID (no verdict even after the re-ask).
+        failed: calls that failed after their retry budget (recorded; the next run retries them).
+        not_started: calls not started because the budget would have been exceeded.
+        requests: calls sent to the judge (HTTP requests, or model forward passes for a local judge).
+        reasked: calls re-asked once because the first reply had no verdict.
+        cost_usd: dollars spent by this run.
+        stopped_by_budget: whether the budget stopped the run before the plan was done.
+    """
+
+    planned: int
+    already_stored: int
+    new: int
+    invalid: int
+    failed: int
+    not_started: int
+    requests: int
+    reasked: int
+    cost_usd: float
+    stopped_by_budget: bool
+
+    @property
+    def judgments(self) -> int:
+        """Judgments of this run's plan now in the store."""
+        return self.already_stored + self.new
+
+    def to_dict(self) -> dict[str, int | float | bool]:
+        return {
+            "judgments": self.judgments,
+            "new": self.new,
+            "invalid": self.invalid,
+            "requests": self.requests,
+            "cost_usd": round(self.cost_usd, 6),
+            "planned": self.planned,
+            "already_stored": self.already_stored,
+            "failed": self.failed,
+            "not_started": self.not_started,
+            "reasked": self.reasked,
+            "stopped_by_budget": self.stopped_by_budget,
+        }
+
+
+def run_judge(
+    store: Store,
+    judge: Judge,
+    requests: Sequence[JudgeRequest],
+    *,
+    already_stored: int,
+    budget: Budget,
+    run_id: int | None = None,
+    progress: bool = True,
+) -> JudgeRunSummary:
+    """Judge ``requests`` (none of them stored yet), storing each outcome as soon as it arrives.
+
+    Args:
+        store: where judgments and failures go.
+        judge: the judge.
+        requests: the calls to make (from :func:`qlora_eval.judge.plan.plan_judgments`).
+        already_stored: how many of the plan's judgments were already stored (for the summary).
+        budget: the spending limit; no batch starts whose estimate would cross it.
+        run_id: the store run these judgments belong to.
+        progress: show a tqdm progress bar.
+
+    Raises:
+        BackendError: when the judge hits an error no retry fixes; everything finished before is stored.
+    """
+    from tqdm import tqdm
+
+    batches = [list(requests[i : i + judge.batch_size]) for i in range(0, len(requests), judge.batch_size)]
+    counts = {"new": 0, "invalid": 0, "failed": 0, "requests": 0, "reasked": 0, "done": 0}
+    cost = 0.0
+    bar = tqdm(total=len(requests), desc=f"judging ({judge.judge_id})", unit="call", disable=not progress)
+
+    def handle(future: Future[list[JudgeOutcome]], estimate: float) -> None:
+        nonlocal cost
+        outcomes = future.result()  # a BackendError propagates from here
+        batch_cost = sum(o.cost_usd for o in outcomes)
+        budget.settle(estimate, batch_cost)
+        cost += batch_cost
+        for outcome in outcomes:
+            _store_outcome(store, outcome, run_id, judge.judge_id)
+            counts["requests"] += outcome.attempts
+            counts["reasked"] += int(outcome.reasked)
+            counts["done"] += 1
+            if outcome.judgment is None:
+                counts["failed"] += 1
+            else:
+                counts["new"] += 1
+                counts["invalid"] += int(outcome.judgment.verdict is Verdict.INVALID)
+        bar.update(len(outcomes))
+        if cost:
+            bar.set_postfix(usd=f"{cost:.4f}")
+
+    stopped = False
+    pending: dict[Future[list[JudgeOutcome]], float] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, judge.concurrency), thread_name_prefix="judge")
+    try:
+        for batch in batches:
+            while len(pending) >= max(1, judge.concurrency):
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    handle(future, pending.pop(future))
+            estimate = sum(judge.estimate_usd(r) for r in batch)
+            if not budget.try_reserve(estimate):
+                stopped = True
+                log.warning(
+                    "budget of $%.4f reached (spent $%.4f, in flight $%.4f): starting no new calls",
+                    budget.limit_usd or 0.0,
+                    budget.spent_usd,
+                    budget.reserved_usd,
+                )
+                break
+            pending[pool.submit(judge.judge_batch, batch, budget)] = estimate
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                handle(future, pending.pop(future))
+    finally:
+        # On an error or Ctrl-C: start nothing new, let calls in flight finish and store what they return.
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future, estimate in list(pending.items()):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                handle(future, estimate)
+        bar.close()
+    return JudgeRunSummary(
+        planned=len(requests) + already_stored,
+        already_stored=already_stored,
+        new=counts["new"],
+        invalid=counts["invalid"],
+        failed=counts["failed"],
+        not_started=len(requests) - counts["done"],
+        requests=counts["requests"],
+        reasked=counts["reasked"],
+        cost_usd=cost,
+        stopped_by_budget=stopped,
+    )
+
+
+def _store_outcome(store: Store, outcome: JudgeOutcome, run_id: int | None, judge_id: str) -> None:
+    if outcome.judgment is not None:
+        store.add_judgments([outcome.judgment], run_id=run_id)
+        return
+    assert outcome.error is not None  # JudgeOutcome guarantees one of the two
+    # add_judge_failure reads only the identifying fields (judge, prompt, models) of this record.
+    placeholder = outcome.request.judgment(judge_id, {}, Verdict.INVALID, outcome.error)
+    store.add_judge_failure(outcome.request.key, placeholder, outcome.error, outcome.attempts, run_id=run_id)

@@ -1,0 +1,145 @@
+"""A small chat-completions server for tests: answers like an OpenAI judge and injects faults on a schedule.
+
+It runs in a thread on 127.0.0.1 (port 0) and counts every HTTP call, so tests can prove how many
+calls retries, re-asks, budgets and resumes really cost.
+
+Faults (one per call, taken from ``schedule`` in order; after it runs out every call is ``ok``):
+
+* ``("ok", TEXT)`` or ``"ok"``: a normal reply whose content is TEXT (default: the ``reply`` function).
+* ``("429", SECONDS)``: rate limited, with a ``Retry-After`` header.
+* ``"500"``: an internal server error.
+* ``("timeout", SECONDS)``: sleep SECONDS before answering (longer than the client's timeout).
+* ``"malformed"``: status 200 with a body that is not JSON.
+* ``("unparsable", TEXT)``: a normal reply whose last line holds no verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Action = str | tuple[str, Any]
+
+
+def default_reply(request: dict[str, Any]) -> str:
+    """Prefer the longer answer (a deterministic, checkable judge)."""
+    text = request["messages"][-1]["content"]
+    first = text.split("[Answer 1]", 1)[1].split("[Answer 2]", 1)[0]
+    second = text.split("[Answer 2]", 1)[1]
+    second = second.split("[End of answer 2]", 1)[0]
+    first = first.split("[End of answer 1]", 1)[0]
+    if len(first.strip()) == len(second.strip()):
+        return "They are equally long.\n3"
+    return "The longer one is better.\n" + ("1" if len(first.strip()) > len(second.strip()) else "2")
+
+
+class FakeOpenAI:
+    """The server and its call log; use as a context manager."""
+
+    def __init__(
+        self,
+        schedule: list[Action] | None = None,
+        *,
+        reply: Callable[[dict[str, Any]], str] = default_reply,
+        delay_s: float = 0.0,
+    ) -> None:
+        self.schedule: list[Action] = list(schedule or [])
+        self.reply = reply
+        self.delay_s = delay_s
+        self.calls = 0
+        self.requests: list[dict[str, Any]] = []
+        self.actions: list[str] = []
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with fake._lock:
+                    fake.calls += 1
+                    fake.requests.append(body)
+                    action: Action = fake.schedule.pop(0) if fake.schedule else "ok"
+                    name = action if isinstance(action, str) else action[0]
+                    fake.actions.append(name)
+                if fake.delay_s:
+                    time.sleep(fake.delay_s)
+                fake._respond(self, action, body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _respond(self, handler: BaseHTTPRequestHandler, action: Action, body: dict[str, Any]) -> None:
+        name, arg = (action, None) if isinstance(action, str) else action
+        if name == "429":
+            self._send(handler, 429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": arg})
+        elif name == "500":
+            self._send(handler, 500, {"error": {"message": "boom", "type": "server_error"}})
+        elif name == "timeout":
+            time.sleep(float(arg))
+            self._send(handler, 200, self._completion(body, self.reply(body)))
+        elif name == "malformed":
+            raw = b'{"id": "x", "choices": [ this is not json'
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(raw)))
+            handler.end_headers()
+            handler.wfile.write(raw)
+        elif name == "unparsable":
+            self._send(handler, 200, self._completion(body, str(arg or "Both have merits; hard to say.")))
+        elif name == "ok":
+            self._send(handler, 200, self._completion(body, str(arg) if arg is not None else self.reply(body)))
+        else:
+            raise ValueError(f"unknown fake action {name!r}")
+
+    @staticmethod
+    def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+        prompt_chars = sum(len(m["content"]) for m in body.get("messages", []))
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": prompt_chars // 4,
+                "completion_tokens": len(content) // 4 + 1,
+                "total_tokens": prompt_chars // 4 + len(content) // 4 + 1,
+            },
+        }
+
+    @staticmethod
+    def _send(
+        handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, Any] | None = None
+    ) -> None:
+        raw = json.dumps(payload).encode()
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(raw)))
+            for key, value in (headers or {}).items():
+                handler.send_header(key, str(value))
+            handler.end_headers()
+            handler.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+            pass
