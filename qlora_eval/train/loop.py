@@ -1,0 +1,302 @@
+"""The training loop: one process, or data parallel under torchrun/accelerate.
+
+Each process loads its own quantized copy of the base on its own device (``device_map`` per local
+rank); accelerate wraps the model in DistributedDataParallel, which averages the LoRA gradients.
+
+The loss of a step is the mean over *all target tokens of the step* (every accumulation pass, every
+process): each pass backpropagates ``sum of its token losses / tokens of the step * world size``
+(DDP divides by the world size again). So the loss and the update do not depend on how the step's
+examples are split into passes and processes: 1 process with 2 passes equals 2 processes with 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qlora_eval.errors import ConfigError
+from qlora_eval.train import batching, checkpoint
+from qlora_eval.train.collator import TokenizedExample, TokenizeSettings, collate, pad_id_of, tokenize_example
+from qlora_eval.train.config import OPTIMIZERS, TrainConfig
+from qlora_eval.train.data import LoadedData, hf_chat_renderer, load_examples
+from qlora_eval.train.model import add_lora, load_base, load_tokenizer, quantized_layer_classes, resolve_base_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports (the main process's view; figures cover all processes)."""
+
+    output_dir: str
+    losses: list[float]
+    history: list[dict[str, float]]
+    steps: int
+    tokens_per_second: float
+    peak_memory_bytes: int
+    peak_reserved_bytes: int | None
+    memory_kind: str
+    world_size: int
+    target_modules: list[str]
+    layer_classes: dict[str, int]
+    trainable_parameters: int
+    train_seconds: float
+    data_sha256: str
+    data_description: str
+    num_examples: int
+    base_model_path: str
+    is_main_process: bool
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The objects of a run before its first step (split out so benchmarks can reuse them)."""
+
+    accelerator: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    tokenizer: Any
+    examples: list[TokenizedExample]
+    data: LoadedData
+    target_modules: list[str]
+    base_path: str
+
+
+def make_accelerator() -> Any:
+    """An accelerate ``Accelerator``: CUDA when present, else CPU (gloo when launched with several processes)."""
+    import torch
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    # The frozen base takes part in no gradient, so unused-parameter search is only overhead.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=False)
+    return Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
+
+
+def build_optimizer(config: TrainConfig, params: list[Any]) -> Any:
+    """The bitsandbytes optimizer (paged AdamW 32-bit by default; bitsandbytes falls back to unpaged on CPU)."""
+    import bitsandbytes as bnb
+
+    cls = getattr(bnb.optim, OPTIMIZERS[config.optimizer])
+    return cls(params, lr=config.learning_rate, betas=(0.9, config.adam_beta2), weight_decay=config.weight_decay)
+
+
+def build_scheduler(config: TrainConfig, optimizer: Any) -> Any:
+    """Constant learning rate after a linear warmup of ``config.warmup_steps`` steps.
+
+    Fixes a flaw of the reference scripts: they combined ``lr_scheduler_type=constant`` with
+    ``warmup_ratio=0.03``, and the plain constant schedule ignores warmup.
+    """
+    from transformers import get_constant_schedule_with_warmup
+
+    return get_constant_schedule_with_warmup(optimizer, num_warmup_steps=config.warmup_steps)
+
+
+def prepare(config: TrainConfig, accelerator: Any) -> Prepared:
+    """Load data, tokenizer and model; build optimizer and scheduler."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    base_path = resolve_base_model(config.base_model)
+    tokenizer = load_tokenizer(base_path)
+    data = load_examples(config.dataset, config.dataset_format, chat_renderer=hf_chat_renderer(tokenizer))
+    settings = TokenizeSettings(
+        config.source_max_len, config.target_max_len, config.max_seq_len, config.train_on_source
+    )
+    examples = [tokenize_example(e, tokenizer, settings) for e in data.examples]
+    device: Any = accelerator.local_process_index if accelerator.device.type == "cuda" else "cpu"
+    model = load_base(base_path, config, device)
+    model, targets = add_lora(model, config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(config, params)
+    scheduler = build_scheduler(config, optimizer)
+    return Prepared(accelerator, model, optimizer, scheduler, tokenizer, examples, data, targets, base_path)
+
+
+def _peak_memory(device: Any) -> tuple[int, int | None, str]:
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), int(torch.cuda.max_memory_reserved(device)), "cuda"
+    # ru_maxrss is KiB on Linux, bytes on macOS
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024), None, "cpu-rss"
+
+
+def train(
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+    on_step: Callable[[dict[str, float]], None] | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Run (or resume) a training run and write the adapter, tokenizer and checkpoints.
+
+    Args:
+        config: every setting.
+        progress: show a tqdm bar on the main process.
+        on_step: called on the main process with each step's record.
+        resume: continue from the newest complete checkpoint in ``config.output_dir``.
+
+    Raises:
+        ConfigError: a bad setting, too little data, or nothing to resume from.
+    """
+    import torch
+    from tqdm import tqdm
+
+    accelerator = make_accelerator()
+    world, rank = accelerator.num_processes, accelerator.process_index
+    prep = prepare(config, accelerator)
+    model, optimizer, scheduler = prep.model, prep.optimizer, prep.scheduler
+    lengths = [len(e) for e in prep.examples]
+    effective = config.effective_batch(world)
+    batching.steps_per_epoch(len(lengths), effective)  # fails early with a clear message
+    pad_id = pad_id_of(prep.tokenizer)
+
+    start, history, train_seconds = 0, [], 0.0
+    if resume:
+        found = checkpoint.latest_checkpoint(config.output_dir)
+        if found is None:
+            raise ConfigError(f"--resume: no checkpoint in {checkpoint.checkpoints_dir(config.output_dir)}")
+        state = checkpoint.load(found, model=model, optimizer=optimizer, scheduler=scheduler, config=config, rank=rank)
+        start, history, train_seconds = state.step, state.history, state.train_seconds
+        log.info("resuming from %s at step %d", found, start)
+
+    ddp_model = accelerator.prepare_model(model)
+    device = accelerator.device
+    use_autocast = device.type == "cuda" and config.compute_dtype != "float32"
+    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(config.compute_dtype, torch.float32)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    order_cache = functools.lru_cache(maxsize=2)(
+        lambda epoch: batching.epoch_order(lengths, effective, config.seed, epoch, config.group_by_length)
+    )
+    per_epoch = batching.steps_per_epoch(len(lengths), effective)
+    ddp_model.train()  # gradient checkpointing only acts in train mode
+    bar = tqdm(
+        total=config.max_steps, initial=start, desc="train", disable=not (progress and accelerator.is_main_process)
+    )
+    for step in range(start, config.max_steps):
+        t0 = time.perf_counter()
+        epoch, within = divmod(step, per_epoch)
+        step_examples = order_cache(epoch)[within * effective : (within + 1) * effective]
+        step_targets = sum(prep.examples[i].target_tokens for i in step_examples)
+        passes = batching.micro_batches(step_examples, config.per_device_batch_size, config.grad_accum, world, rank)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        tokens = torch.zeros((), dtype=torch.float64, device=device)
+        lr = float(scheduler.get_last_lr()[0])
+        for m, indices in enumerate(passes):
+            batch = {k: v.to(device) for k, v in collate([prep.examples[i] for i in indices], pad_id).items()}
+            pass_targets = int((batch["labels"][:, 1:] != -100).sum())
+            sync = m == len(passes) - 1
+            ctx = contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(ddp_model)
+            with ctx:
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_autocast):
+                    out = ddp_model(
+                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+                    )
+                pass_sum = out.loss.float() * pass_targets  # transformers returns the mean over the pass's targets
+                (pass_sum * (world / step_targets)).backward()
+            loss_sum += pass_sum.detach().double()
+            tokens += batch["attention_mask"].sum()
+        grad_norm = float(accelerator.clip_grad_norm_(trainable, config.max_grad_norm))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        totals = torch.stack([loss_sum, tokens])
+        if world > 1:
+            totals = accelerator.reduce(totals, reduction="sum")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        train_seconds += seconds
+        record = {
+            "step": step + 1,
+            "loss": float(totals[0]) / step_targets,
+            "learning_rate": lr,
+            "grad_norm": grad_norm,
+            "tokens": float(totals[1]),
+            "target_tokens": float(step_targets),
+            "seconds": seconds,
+        }
+        if not math.isfinite(record["loss"]):
+            raise ConfigError(f"the loss became {record['loss']} at step {step + 1}; lower --learning-rate")
+        history.append(record)
+        if accelerator.is_main_process:
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if on_step is not None:
+                on_step(record)
+        if (step + 1) % config.save_every == 0 or step + 1 == config.max_steps:
+            _save_checkpoint(accelerator, model, optimizer, scheduler, config, history, train_seconds, step + 1)
+    bar.close()
+
+    peak, reserved, kind = _peak_memory(device)
+    if accelerator.is_main_process:
+        out_dir = Path(config.output_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(out_dir), safe_serialization=True)
+        prep.tokenizer.save_pretrained(str(out_dir))
+    accelerator.wait_for_everyone()
+    timed = history[1:] if len(history) > 1 else history  # the first step includes warm-up work
+    tps = sum(h["tokens"] for h in timed) / max(sum(h["seconds"] for h in timed), 1e-9)
+    return TrainResult(
+        output_dir=config.output_dir,
+        losses=[h["loss"] for h in history],
+        history=history,
+        steps=len(history),
+        tokens_per_second=tps,
+        peak_memory_bytes=peak,
+        peak_reserved_bytes=reserved,
+        memory_kind=kind,
+        world_size=world,
+        target_modules=prep.target_modules,
+        layer_classes=quantized_layer_classes(model),
+        trainable_parameters=sum(p.numel() for p in trainable),
+        train_seconds=train_seconds,
+        data_sha256=prep.data.sha256,
+        data_description=prep.data.description,
+        num_examples=len(prep.examples),
+        base_model_path=prep.base_path,
+        is_main_process=bool(accelerator.is_main_process),
+    )
+
+
+def _save_checkpoint(
+    accelerator: Any,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    config: TrainConfig,
+    history: list[dict[str, float]],
+    train_seconds: float,
+    step: int,
+) -> None:
+    accelerator.wait_for_everyone()
+    checkpoint.write_rank_rng(config.output_dir, step, accelerator.process_index)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        checkpoint.write_main(
+            config.output_dir,
+            step,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            config=config,
+            history=history,
+            train_seconds=train_seconds,
+        )
+    accelerator.wait_for_everyone()
