@@ -1,0 +1,54 @@
+"""Writing an imported batch into the store: everything in ONE transaction, so a failure stores nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+from qlora_eval.interchange.answers import IMPORTED_SPEC_PREFIX
+from qlora_eval.interchange.base import Imported
+from qlora_eval.store import Store
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    """What an import added: new records and duplicates (already stored, or twice in the input)."""
+
+    judgments_new: int
+    judgments_duplicate: int
+    answers_new: int
+    answers_duplicate: int
+    prompts_new: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "judgments_new": self.judgments_new,
+            "judgments_duplicate": self.judgments_duplicate,
+            "answers_new": self.answers_new,
+            "answers_duplicate": self.answers_duplicate,
+            "prompts_new": self.prompts_new,
+        }
+
+
+def store_imported(store: Store, batch: Imported) -> ImportCounts:
+    """Store a batch's prompts, models, answers and judgments in one transaction.
+
+    Models are recorded with the spec ``imported:<name>`` unless the store knows them already.
+    """
+    with store.transaction():
+        prompts_new = 0
+        key = lambda p: (p.set_version, p.set_hash)  # noqa: E731 - groupby needs the same key twice
+        for (version, set_hash), group in groupby(sorted(batch.prompts, key=key), key=key):
+            prompts_new += store.add_prompts([p.prompt for p in group], set_version=version, set_hash=set_hash)
+        for model in batch.models():
+            store.add_model(model, IMPORTED_SPEC_PREFIX + model)
+        answers_new = store.add_answers(batch.answers)
+        judgments_new = store.add_judgments(batch.judgments)
+    return ImportCounts(
+        judgments_new=judgments_new,
+        judgments_duplicate=len(batch.judgments) - judgments_new,
+        answers_new=answers_new,
+        answers_duplicate=len(batch.answers) - answers_new,
+        prompts_new=prompts_new,
+    )
