@@ -1,0 +1,74 @@
+"""Test data for the web form: prompts and answers written straight into a store (no model needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qlora_eval.store import Store
+from qlora_eval.types import Answer, Message, Prompt, Role
+from qlora_eval.web.auth import add_rater, ensure_admin
+
+PROMPT_SET = "demo"
+
+
+def make_prompts(n: int, prompt_set: str = PROMPT_SET) -> list[Prompt]:
+    """``n`` prompts; the first one is an OA-style conversation with earlier turns."""
+    prompts = [
+        Prompt(
+            prompt_set,
+            "p0",
+            (
+                Message(Role.USER, "EARLIER-USER-TURN: what is a llama?"),
+                Message(Role.ASSISTANT, "EARLIER-ASSISTANT-TURN: a South American camelid."),
+                Message(Role.USER, "And how big do they get?"),
+            ),
+        )
+    ]
+    prompts += [Prompt(prompt_set, f"p{i}", (Message(Role.USER, f"Question number {i}?"),)) for i in range(1, n)]
+    return prompts[:n]
+
+
+MODEL_CODES = ("alpha", "beta", "gamma", "delta")
+
+
+def seed_store(
+    path: Path,
+    *,
+    models: tuple[str, ...] = ("alpha", "beta", "gamma"),
+    n_prompts: int = 3,
+    texts: dict[tuple[str, str], str] | None = None,
+) -> list[Prompt]:
+    """Write prompts and one answer per (model, prompt) into the store at ``path``."""
+    prompts = make_prompts(n_prompts)
+    with Store(path) as store:
+        store.add_prompts(prompts, set_version="1", set_hash="test")
+        store.add_answers(
+            Answer(
+                model=m,
+                model_spec=f"hf:{m}",
+                prompt_set=p.prompt_set,
+                prompt_id=p.prompt_id,
+                prompt_hash=p.content_hash,
+                text=(texts or {}).get((m, p.prompt_id), f"ANS[{MODEL_CODES.index(m)}]-{p.prompt_id}"),
+                settings={},
+            )
+            for m in models
+            for p in prompts
+        )
+    return prompts
+
+
+def new_rater(path: Path, name: str) -> str:
+    with Store(path) as store:
+        return add_rater(store, name)
+
+
+def new_admin(path: Path) -> str:
+    with Store(path) as store:
+        token = ensure_admin(store)
+    assert token is not None
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
