@@ -7,7 +7,7 @@ Faults (one per call, taken from ``schedule`` in order; after it runs out every 
 
 * ``("ok", TEXT)`` or ``"ok"``: a normal reply whose content is TEXT (default: the ``reply`` function).
 * ``("429", SECONDS)``: rate limited, with a ``Retry-After`` header.
-* ``"500"``: an internal server error.
+* ``"500"``: an internal server error; ``"401"``: the key is refused.
 * ``("timeout", SECONDS)``: sleep SECONDS before answering (longer than the client's timeout).
 * ``"malformed"``: status 200 with a body that is not JSON.
 * ``("unparsable", TEXT)``: a normal reply whose last line holds no verdict.
@@ -27,7 +27,8 @@ Action = str | tuple[str, Any]
 
 def default_reply(request: dict[str, Any]) -> str:
     """Prefer the longer answer (a deterministic, checkable judge)."""
-    text = request["messages"][-1]["content"]
+    # The judge prompt is the user message holding the answers (a re-ask appends more messages after it).
+    text = next(m["content"] for m in request["messages"] if "[Answer 1]" in m["content"])
     first = text.split("[Answer 1]", 1)[1].split("[Answer 2]", 1)[0]
     second = text.split("[Answer 2]", 1)[1]
     second = second.split("[End of answer 2]", 1)[0]
@@ -53,6 +54,8 @@ class FakeOpenAI:
         self.calls = 0
         self.requests: list[dict[str, Any]] = []
         self.actions: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         fake = self
 
@@ -69,13 +72,19 @@ class FakeOpenAI:
                     action: Action = fake.schedule.pop(0) if fake.schedule else "ok"
                     name = action if isinstance(action, str) else action[0]
                     fake.actions.append(name)
-                if fake.delay_s:
-                    time.sleep(fake.delay_s)
-                fake._respond(self, action, body)
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    if fake.delay_s:
+                        time.sleep(fake.delay_s)
+                    fake._respond(self, action, body)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -93,6 +102,8 @@ class FakeOpenAI:
         name, arg = (action, None) if isinstance(action, str) else action
         if name == "429":
             self._send(handler, 429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": arg})
+        elif name == "401":
+            self._send(handler, 401, {"error": {"message": "bad key", "type": "invalid_api_key"}})
         elif name == "500":
             self._send(handler, 500, {"error": {"message": "boom", "type": "server_error"}})
         elif name == "timeout":
