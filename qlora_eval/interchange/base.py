@@ -131,7 +131,8 @@ def iter_jsonl(path: Path, text: str | None = None) -> Iterator[tuple[int, dict[
         InputError: a line that is not JSON or not a JSON object (names the file and line).
     """
     body = read_text(path) if text is None else text
-    for number, line in enumerate(body.splitlines(), start=1):
+    # split("\n"), not splitlines(): the latter also splits on \x1c, \x85, \u2028 ... which JSON leaves unescaped.
+    for number, line in enumerate(body.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -212,11 +213,12 @@ class Row:
             raise self.error(f"missing field {name!r}; expected keys: {name!r} and the format's others")
         return self.data[name]
 
-    def string(self, name: str, *, allow_empty: bool = False) -> str:
+    def string(self, name: str, *, allow_empty: bool = False, allow_blank: bool = False) -> str:
+        """A string field; empty is refused unless ``allow_empty``, whitespace-only unless ``allow_blank``."""
         value = self.raw(name)
         if not isinstance(value, str):
             raise self.error(f"field {name!r} must be a string, got {_describe(value)}")
-        if not allow_empty and not value.strip():
+        if not allow_empty and (not value if allow_blank else not value.strip()):
             raise self.error(f"field {name!r} must not be empty")
         return value
 

@@ -99,18 +99,18 @@ def _check_keys(row: Row, expected: tuple[str, ...]) -> None:
 
 def _judgment(row: Row) -> Judgment:
     _check_keys(row, JUDGMENT_FIELDS)
-    model_a, model_b = row.string("model_a"), row.string("model_b")
+    model_a, model_b = row.string("model_a", allow_blank=True), row.string("model_b", allow_blank=True)
     if model_a == model_b:
         raise row.error(f"model_a and model_b are both {model_a!r}; expected two different models")
     cost = row.number("cost_usd")
     if cost is None or cost < 0:
         raise row.error(f"field 'cost_usd' is {row.data['cost_usd']!r}; expected a number >= 0")
     return Judgment(
-        judge=row.string("judge"),
+        judge=row.string("judge", allow_blank=True),
         model_a=model_a,
         model_b=model_b,
-        prompt_set=row.string("prompt_set"),
-        prompt_id=row.string("prompt_id"),
+        prompt_set=row.string("prompt_set", allow_blank=True),
+        prompt_id=row.string("prompt_id", allow_blank=True),
         verdict=row.choice("verdict", _VERDICTS),
         order=row.choice("order", _ORDERS),
         template_hash=row.string("template_hash", allow_empty=True),
@@ -123,24 +123,24 @@ def _judgment(row: Row) -> Judgment:
         prompt_tokens=row.integer("prompt_tokens"),
         completion_tokens=row.integer("completion_tokens"),
         source=row.optional_string("source"),
-        created_at=row.string("created_at"),
+        created_at=row.string("created_at", allow_blank=True),
     )
 
 
 def _answer(row: Row) -> Answer:
     _check_keys(row, ANSWER_FIELDS)
     return Answer(
-        model=row.string("model"),
-        model_spec=row.string("model_spec"),
-        prompt_set=row.string("prompt_set"),
-        prompt_id=row.string("prompt_id"),
-        prompt_hash=row.string("prompt_hash"),
+        model=row.string("model", allow_blank=True),
+        model_spec=row.string("model_spec", allow_blank=True),
+        prompt_set=row.string("prompt_set", allow_blank=True),
+        prompt_id=row.string("prompt_id", allow_blank=True),
+        prompt_hash=row.string("prompt_hash", allow_blank=True),
         text=row.string("text", allow_empty=True),
         settings=row.mapping("settings"),
         prompt_tokens=row.integer("prompt_tokens"),
         answer_tokens=row.integer("answer_tokens"),
         latency_s=row.number("latency_s"),
-        created_at=row.string("created_at"),
+        created_at=row.string("created_at", allow_blank=True),
     )
 
 
