@@ -350,3 +350,26 @@ def test_admin_page_and_downloads(db: Path) -> None:
     for b, rec in zip(battles, records, strict=True):
         winner = {"A": "model_a", "B": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}[rec["verdict"]]
         assert (b["model_a"], b["model_b"], b["winner"]) == (rec["model_a"], rec["model_b"], winner)
+
+
+def test_admin_agreement_figures(db: Path) -> None:
+    """Three raters who all prefer alpha, and call beta vs gamma a tie: kappa 1, full majority agreement."""
+    tokens = [new_rater(db, n) for n in ("ann", "ben", "cat")]
+    client = client_for(db, repeats_per_rater=1)
+    for token in tokens:
+        for _ in range(20):
+            r = client.get("/api/next", headers=bearer(token))
+            if r.status_code == 204:
+                break
+            t = r.json()
+            left, right = model_of(t["left"]), model_of(t["right"])
+            choice = "left" if left == "alpha" else "right" if right == "alpha" else "tie"
+            body = {"task_id": t["task_id"], "choice": choice}
+            assert client.post("/api/votes", headers=bearer(token), json=body).status_code == 201
+    page = client.get("/admin", headers=bearer(new_admin(db))).text
+    assert '<strong id="kappa">1.000</strong>' in page
+    for name in ("ann", "ben", "cat"):
+        row = page.split(f"<td>{name}")[1].split("</tr>")[0]
+        # majority 9/9, no judge judgments, self-consistency 1/1.
+        assert row.count('100% <span class="n">(9/9)</span>') == 1
+        assert '100% <span class="n">(1/1)</span>' in row and "n/a" in row
