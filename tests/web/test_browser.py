@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
+pytest.importorskip("playwright")
+from playwright.sync_api import expect, sync_playwright
 
 from qlora_eval.store import Store
 from qlora_eval.types import Verdict
@@ -27,7 +27,7 @@ SHOTS = Path(os.environ.get("QLORA_EVAL_SCREENSHOTS", "/tmp/qlora-eval-screensho
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
             args=[
@@ -126,10 +126,12 @@ def test_rater_votes_with_mouse_and_keyboard(browser: Any, tmp_path: Path) -> No
 
 def test_hostile_answers_stay_text_and_keep_the_layout(browser: Any, tmp_path: Path) -> None:
     hostile = (
-        "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned=2\"><b>not bold</b>\n"
+        '<script>window.pwned = 1</script><img src=x onerror="window.pwned=2"><b>not bold</b>\n'
         + "x" * 4000
         + "\n\u202eRTL override: abc \u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 🙂 e\u0301\n"
-        + "```python\ndef f():\n    return '<script>' + '" + "y" * 500 + "'\n```\nafter the code"
+        + "```python\ndef f():\n    return '<script>' + '"
+        + "y" * 500
+        + "'\n```\nafter the code"
     )
     db = tmp_path / "h.db"
     seed_store(db, models=("alpha", "beta"), n_prompts=2, texts={("alpha", "p1"): hostile, ("beta", "p1"): hostile})
