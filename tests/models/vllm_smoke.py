@@ -1,0 +1,39 @@
+"""Run the vLLM backend on SmolLM2 and print the answers as JSON (run by test_vllm.py in the vLLM venv).
+
+Usage: python tests/models/vllm_smoke.py SPEC
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from qlora_eval.models import load_chat_model
+from qlora_eval.types import GenerationSettings, Message, Role
+
+
+def main() -> None:
+    model = load_chat_model(sys.argv[1])
+    prompts = [
+        [Message(Role.USER, "What is the capital of France?")],
+        [Message(Role.USER, "Which planet is closest to the Sun?")],
+    ]
+    greedy = model.generate(prompts, GenerationSettings(do_sample=False, max_new_tokens=16))
+    sampled = model.generate(prompts, GenerationSettings(seed=5, max_new_tokens=16))
+    sampled_again = model.generate(prompts[::-1], GenerationSettings(seed=5, max_new_tokens=16))[::-1]
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "greedy": [c.text for c in greedy],
+                "tokens": [c.completion_tokens for c in greedy],
+                "sampled": [c.text for c in sampled],
+                "sampled_again": [c.text for c in sampled_again],
+            }
+        )
+    )
+    model.close()
+
+
+if __name__ == "__main__":
+    main()
