@@ -23,6 +23,7 @@ from jinja2 import Environment, PackageLoader
 from pydantic import BaseModel, ConfigDict, Field
 
 from qlora_eval.store import Store
+from qlora_eval.types import Verdict
 from qlora_eval.web.auth import Rater, list_raters, rater_for_token
 from qlora_eval.web.export import to_arena, to_jsonl
 from qlora_eval.web.stats import round_stats
@@ -219,7 +220,20 @@ def create_app(
             return enter(token, ADMIN_COOKIE, "/admin", admin=True)
         page_admin(request)
         stats = round_stats(rnd, list_raters(store), reference_judge)
-        return page("admin.html", stats=stats, recent=[v for v in rnd.votes() if v.rationale][-20:])
+        recent = []
+        for v in [v for v in rnd.votes() if v.rationale][-20:]:
+            task = rnd.tasks[v.task_id]
+            outcome = {
+                Verdict.A: f"{task.model_x} better",
+                Verdict.B: f"{task.model_y} better",
+                Verdict.TIE: "tie",
+                Verdict.BOTH_BAD: "both bad",
+            }[v.verdict_xy]
+            pair = f"{task.model_x} vs {task.model_y}, {task.prompt_id}"
+            recent.append(
+                {"rater": v.rater, "pair": pair, "outcome": outcome, "repeat": v.is_repeat, "text": v.rationale}
+            )
+        return page("admin.html", stats=stats, recent=recent)
 
     def human_judgments() -> list[Any]:
         return [
