@@ -1,0 +1,95 @@
+"""The rating engine: pairwise battles in, ratings with honest intervals out (numpy/scipy only, no I/O).
+
+Usage::
+
+    import numpy as np
+    from qlora_eval.rating import RatingMethod, rank_battles
+    from qlora_eval.types import Battle, Verdict
+
+    battles = [
+        Battle("guanaco-65b", "vicuna-13b", Verdict.A, prompt_id="vicuna/1", judge="openai:gpt-4"),
+        Battle("vicuna-13b", "guanaco-65b", Verdict.B, prompt_id="vicuna/1", judge="openai:gpt-4"),
+        Battle("vicuna-13b", "guanaco-65b", Verdict.TIE, prompt_id="vicuna/2", judge="openai:gpt-4"),
+        Battle("guanaco-65b", "vicuna-13b", Verdict.INVALID, prompt_id="vicuna/2", judge="openai:gpt-4"),
+    ]
+    result = rank_battles(battles, RatingMethod.ELO, rounds=10_000, rng=np.random.default_rng(0))
+    for r in result.ratings:  # best first
+        print(r.model, round(r.rating), r.ci_low, r.ci_high, r.rank)
+    document = result.to_json_dict() | {"seed": 0}  # what `qlora-eval rank --json` writes
+
+``RatingMethod.BT`` fits Bradley-Terry by maximum likelihood and bootstraps over prompts (default
+1,000 rounds, ``DEFAULT_ROUNDS``); it raises :class:`~qlora_eval.errors.ConvergenceError` when a model
+never lost (pass ``prior=1`` for a shrunk estimate, or use Elo). Building blocks, one module per job:
+:mod:`.battles` (arrays and counts), :mod:`.elo`, :mod:`.bradley_terry`, :mod:`.winrates`, :mod:`.bias`,
+:mod:`.ranking`.
+"""
+
+from __future__ import annotations
+
+from qlora_eval.rating.battles import BattleArrays, battle_arrays, battle_counts, check_ratable
+from qlora_eval.rating.bias import (
+    LengthPreference,
+    PositionBias,
+    length_preference,
+    position_bias,
+    position_bias_by_judge,
+)
+from qlora_eval.rating.bradley_terry import (
+    BTBootstrap,
+    BTFit,
+    TieModel,
+    bootstrap_bradley_terry,
+    bootstrap_prompt_counts,
+    bootstrap_reference_loop,
+    count_tables,
+    fit_bradley_terry,
+    newton_fit_batch,
+    prompt_count_tables,
+)
+from qlora_eval.rating.elo import (
+    EloResult,
+    elo_ratings,
+    elo_reference_loop,
+    fit_elo,
+    random_orderings,
+    summarize_elo,
+)
+from qlora_eval.rating.ranking import DEFAULT_ROUNDS, RankingResult, RatingMethod, interval_ranks, rank_battles
+from qlora_eval.rating.winrates import WinRates, observed_win_rates, predicted_win_rates, win_rates
+
+__all__ = [
+    "DEFAULT_ROUNDS",
+    "BTBootstrap",
+    "BTFit",
+    "BattleArrays",
+    "EloResult",
+    "LengthPreference",
+    "PositionBias",
+    "RankingResult",
+    "RatingMethod",
+    "TieModel",
+    "WinRates",
+    "battle_arrays",
+    "battle_counts",
+    "bootstrap_bradley_terry",
+    "bootstrap_prompt_counts",
+    "bootstrap_reference_loop",
+    "check_ratable",
+    "count_tables",
+    "elo_ratings",
+    "elo_reference_loop",
+    "fit_bradley_terry",
+    "fit_elo",
+    "interval_ranks",
+    "length_preference",
+    "newton_fit_batch",
+    "observed_win_rates",
+    "position_bias",
+    "position_bias_by_judge",
+    "predicted_win_rates",
+    "prompt_count_tables",
+    "random_orderings",
+    "rank_battles",
+    "summarize_elo",
+    "win_rates",
+]
