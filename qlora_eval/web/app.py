@@ -11,6 +11,7 @@ the second line of defence.
 
 # No `from __future__ import annotations`: FastAPI must see the local dependencies in the annotations.
 
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,10 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader
 from pydantic import BaseModel, ConfigDict, Field
 
+from qlora_eval.interchange import arena, jsonl
 from qlora_eval.store import Store
-from qlora_eval.types import Verdict
+from qlora_eval.types import Judgment, Verdict
 from qlora_eval.web.auth import Rater, list_raters, rater_for_token
-from qlora_eval.web.export import to_arena, to_jsonl
 from qlora_eval.web.stats import round_stats
 from qlora_eval.web.tasks import (
     HUMAN_JUDGE_PREFIX,
@@ -235,9 +236,9 @@ def create_app(
             )
         return page("admin.html", stats=stats, recent=recent)
 
-    def human_judgments() -> list[Any]:
+    def human_judgments() -> list[Judgment]:
         return [
-            s
+            s.judgment
             for s in store.judgments(models=rnd.models, prompt_set=rnd.prompt_set)
             if s.judgment.judge.startswith(HUMAN_JUDGE_PREFIX) and s.judgment.template_hash == HUMAN_TEMPLATE
         ]
@@ -247,11 +248,15 @@ def create_app(
 
     @app.get("/admin/download/judgments.jsonl")
     def download_jsonl(_: Annotated[Rater, Depends(page_admin)]) -> Response:
-        return download(to_jsonl(human_judgments()), f"human-{rnd.prompt_set}.jsonl", "application/x-ndjson")
+        out = io.StringIO()
+        jsonl.write_records(human_judgments(), out)
+        return download(out.getvalue(), f"human-{rnd.prompt_set}.jsonl", "application/x-ndjson")
 
     @app.get("/admin/download/arena.json")
     def download_arena(_: Annotated[Rater, Depends(page_admin)]) -> Response:
-        return download(to_arena(human_judgments()), f"human-{rnd.prompt_set}-arena.json", "application/json")
+        out = io.StringIO()
+        arena.write_judgments(human_judgments(), out)
+        return download(out.getvalue(), f"human-{rnd.prompt_set}-arena.json", "application/json")
 
     # -- JSON API ------------------------------------------------------------------------------
 

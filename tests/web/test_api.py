@@ -328,7 +328,7 @@ def test_admin_page_and_downloads(db: Path) -> None:
             body = {"task_id": t["task_id"], "choice": choice}
             assert client.post("/api/votes", headers=bearer(token), json=body).status_code == 201
     with Store(db) as s:
-        # GPT-4 prefers beta everywhere: raters agree with it only where alpha is absent... and sides vary.
+        # GPT-4 prefers beta on every alpha-vs-beta task; the raters all preferred alpha there.
         s.add_judgments(
             Judgment("openai:gpt-4", "alpha", "beta", PROMPT_SET, f"p{i}", Verdict.B, Order.FORWARD) for i in range(3)
         )
