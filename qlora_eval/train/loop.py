@@ -140,6 +140,7 @@ def train(
     progress: bool = True,
     on_step: Callable[[dict[str, float]], None] | None = None,
     resume: bool = False,
+    on_end: Callable[[Any], None] | None = None,
 ) -> TrainResult:
     """Run (or resume) a training run and write the adapter, tokenizer and checkpoints.
 
@@ -250,6 +251,8 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(out_dir), safe_serialization=True)
         prep.tokenizer.save_pretrained(str(out_dir))
+        if on_end is not None:
+            on_end(model)
     accelerator.wait_for_everyone()
     timed = history[1:] if len(history) > 1 else history  # the first step includes warm-up work
     tps = sum(h["tokens"] for h in timed) / max(sum(h["seconds"] for h in timed), 1e-9)
