@@ -33,12 +33,17 @@ FILE_PATTERN = "<answersA>-vs-<answersB>-<reviewer>-reviewer[-threeclass].jsonl"
 _CODES: dict[str, Verdict] = {"1": Verdict.A, "2": Verdict.B, "3": Verdict.TIE, "-1": Verdict.INVALID}
 
 
-def parse_file_name(name: str, reviewer: str) -> tuple[str, str, bool]:
+def parse_file_name(name: str, reviewer: str, *, source: str | None = None) -> tuple[str, str, bool]:
     """Split a review file name into (model A, model B, three-class?).
 
     Model A is the stem before the first ``-vs-``; model B the rest before ``-<reviewer>-reviewer``. The
     reviewer is given (default ``gpt-4``) because model names and reviewer names both contain dashes, so
     ``...-gpt-3.5-oa-generations-gpt-4-reviewer`` cannot be split without knowing one of them.
+
+    Args:
+        name: the file name (no folder).
+        reviewer: the reviewer the name must end with.
+        source: the path to name in errors (default: ``name``).
 
     Raises:
         InputError: the name does not follow the pattern.
@@ -51,12 +56,12 @@ def parse_file_name(name: str, reviewer: str) -> tuple[str, str, bool]:
         raise InputError(
             f"file name does not parse; expected {FILE_PATTERN} with reviewer {reviewer!r} "
             "(pass --reviewer NAME if another model reviewed)",
-            source=name,
+            source=source or name,
         )
     model_a, model_b = match["a"], match["b"]
     if model_a == model_b:
         raise InputError(
-            f"file name names the same answers twice ({model_a!r}); expected two different ones", source=name
+            f"file name names the same answers twice ({model_a!r}); expected two different ones", source=source or name
         )
     return model_a, model_b, match["three"] is not None
 
@@ -84,7 +89,7 @@ def score_to_verdict(row: Row, *, three_class: bool) -> Verdict:
 
 def read(path: Path, options: ImportOptions) -> Imported:
     """Read one review file into judgments (judge = the reviewer named in the file name)."""
-    model_a, model_b, three_class = parse_file_name(path.name, options.reviewer)
+    model_a, model_b, three_class = parse_file_name(path.name, options.reviewer, source=str(path))
     prompt_set = options.prompt_set or FORMAT.default_prompt_set or "vicuna"
     order = Order.of(model_a, model_b)
     judgments: list[Judgment] = []

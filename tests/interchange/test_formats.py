@@ -205,12 +205,12 @@ def test_jsonl_round_trip_is_exact(judgments: list[Judgment], answers: list[Answ
 def test_jsonl_refuses_unknown_and_missing_fields(tmp_path: Path) -> None:
     row = jsonl.judgment_to_dict(Judgment("j", "a", "b", "s", "1", Verdict.A, Order.FORWARD))
     path = write_jsonl(tmp_path / "x.jsonl", [row, {**row, "verdikt": "A"}])
-    with pytest.raises(InputError, match="unknown field.*verdikt") as info:
+    with pytest.raises(InputError, match=r"unknown field.*verdikt") as info:
         read_inputs([path], "jsonl", ImportOptions())
     assert info.value.line == 2
     del row["verdict"]
     write_jsonl(path, [row])
-    with pytest.raises(InputError, match="missing field.*verdict"):
+    with pytest.raises(InputError, match=r"missing field.*verdict"):
         read_inputs([path], "jsonl", ImportOptions())
     with pytest.raises(ConfigError, match="--prompt-set does not apply"):
         read_inputs([path], "jsonl", ImportOptions(prompt_set="vicuna"))
