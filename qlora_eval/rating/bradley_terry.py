@@ -38,7 +38,7 @@ from enum import Enum
 
 import numpy as np
 
-from qlora_eval.errors import ConvergenceError
+from qlora_eval.errors import ConvergenceError, InputError
 
 DEFAULT_SCALE = 400.0
 DEFAULT_BASE = 1000.0
@@ -461,6 +461,7 @@ def bootstrap_bradley_terry(
         The :class:`BTBootstrap`; ``samples`` has shape ``(rounds, m)``.
 
     Raises:
+        InputError: when the battles cover fewer than 2 prompts (nothing to resample).
         ConvergenceError: when the full data has no finite estimate, or when some resampled rounds do not
             (the message says how many and what to do), or a fit fails to converge.
     """
@@ -468,6 +469,12 @@ def bootstrap_bradley_terry(
         raise ValueError(f"the bootstrap needs at least 2 rounds, got {rounds}")
     g = np.asarray(prompt_idx, dtype=np.intp)
     n_prompts = int(g.max()) + 1 if g.size else 0
+    if n_prompts < 2:
+        # Resampling a single prompt repeats it every round: zero-width intervals that would look like certainty.
+        raise InputError(
+            f"the Bradley-Terry bootstrap resamples prompts and needs battles on at least 2 prompts, got {n_prompts}; "
+            "add prompts or rate with Elo"
+        )
     per_prompt_wins, per_prompt_ties = prompt_count_tables(a_idx, b_idx, score_a, g, n_prompts, n_models)
     point = fit_bradley_terry(
         per_prompt_wins.sum(axis=0),

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from qlora_eval.errors import ConvergenceError
+from qlora_eval.errors import ConvergenceError, InputError
 from qlora_eval.rating import (
     TieModel,
     battle_arrays,
@@ -188,3 +188,11 @@ def test_bootstrap_keeps_a_prompts_battles_together() -> None:
     )
     # With the prior every round is one of three tables: (p0, p1), (p0, p0) or (p1, p1).
     assert len(np.unique(np.round(boot.samples[:, 0], 6))) == 3
+
+
+def test_bootstrap_needs_two_prompts() -> None:
+    arrays = battle_arrays([Battle("a", "b", Verdict.A, "q"), Battle("b", "a", Verdict.A, "q")])
+    with pytest.raises(InputError, match="at least 2 prompts"):
+        bootstrap_bradley_terry(
+            arrays.a_idx, arrays.b_idx, arrays.score_a, arrays.prompt_idx, 2, 10, np.random.default_rng(0)
+        )

@@ -98,7 +98,7 @@ def test_answer_lengths_feed_the_length_statistic() -> None:
 
 
 def test_undefeated_model_with_bt_is_a_convergence_error() -> None:
-    battles = [Battle("a", "b", Verdict.A, "q"), Battle("b", "a", Verdict.B, "q"), Battle("b", "c", Verdict.TIE, "q")]
+    battles = [Battle("a", "b", Verdict.A, "q"), Battle("b", "a", Verdict.B, "r"), Battle("b", "c", Verdict.TIE, "q")]
     with pytest.raises(ConvergenceError, match=r"\{a\} never lost"):
         rank_battles(battles, RatingMethod.BT, 10, np.random.default_rng(0))
     # Elo has no such problem.
