@@ -134,6 +134,11 @@ class OpenAIChatModel(ChatModel):
                         f"(HTTP {exc.status_code}): {exc.message}. Check the model name, OPENAI_API_KEY and base_url."
                     ) from exc
                 last = exc
+            except (openai.APIError, ValueError) as exc:  # not a valid completion (bad JSON): retrying will not help
+                raise BackendError(
+                    f"{self.endpoint} sent an unusable reply for model {self.spec.target!r}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             if attempt < self.max_retries:
                 delay = self.base_delay_s * 2**attempt
                 log.warning(

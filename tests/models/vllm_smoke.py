@@ -6,14 +6,20 @@ Usage: python tests/models/vllm_smoke.py SPEC
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-from qlora_eval.models import load_chat_model
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+from qlora_eval.models.spec import parse_model_spec
+from qlora_eval.models.vllm_backend import VLLMChatModel
 from qlora_eval.types import GenerationSettings, Message, Role
 
 
 def main() -> None:
-    model = load_chat_model(sys.argv[1])
+    # Eager mode and one process: torch.compile and the engine/worker processes (each importing vLLM
+    # again) would add minutes of start-up on a 2-core CI machine.
+    model = VLLMChatModel(parse_model_spec(sys.argv[1]), enforce_eager=True, distributed_executor_backend="uni")
     prompts = [
         [Message(Role.USER, "What is the capital of France?")],
         [Message(Role.USER, "Which planet is closest to the Sun?")],
