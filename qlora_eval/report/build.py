@@ -183,6 +183,13 @@ def build_report(data: ReportData) -> str:
     Built-in sections come first (leaderboard, intervals, distribution, head to head, position bias,
     invalid verdicts), then ``data.sections`` in order, then the run metadata.
     """
+    # Check anchors before drawing anything: a clash is the caller's bug and should fail fast.
+    builtin = ["Leaderboard", "Rating intervals", "Rating distribution", "Head to head", "Judge position bias",
+               "Invalid verdicts", "Run metadata"]  # fmt: skip
+    slugs = [ReportSection(t, "").slug for t in builtin] + [s.slug for s in data.sections]
+    duplicates = sorted({s for s in slugs if slugs.count(s) > 1})
+    if duplicates:
+        raise ValueError(f"report sections need distinct anchors; repeated: {', '.join(duplicates)}")
     sections = [
         leaderboard_section(data),
         interval_section(data),
@@ -193,10 +200,6 @@ def build_report(data: ReportData) -> str:
         *data.sections,
         metadata_section(data.metadata, data),
     ]
-    slugs = [s.slug for s in sections]
-    duplicates = sorted({s for s in slugs if slugs.count(s) > 1})
-    if duplicates:
-        raise ValueError(f"report sections need distinct anchors; repeated: {', '.join(duplicates)}")
     result = data.ranking
     judges = sorted(result.bias_by_judge)
     elo = result.method.value == "elo"

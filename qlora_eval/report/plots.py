@@ -134,10 +134,17 @@ def _heatmap(
     colorbar_label: str,
 ) -> Figure:
     m = len(labels)
-    # About 5.3 in (510 px) wide for 8 models, so two heatmaps sit side by side at their natural size.
-    side = max(3.6, 0.42 * m + 1.5)
+    # Lay the figure out in inches around fixed-size cells, so long labels add room instead of squeezing
+    # the cells (tight_layout on a fixed figure size shrinks the matrix to a stamp when names are long).
+    cell = 0.4 if m <= 12 else 0.3
+    label_in = max(len(label) for label in labels) * 0.072 + 0.25  # ~0.072 in per character at 9.5 pt
+    grid = cell * m
+    left, bottom = label_in + 0.35, label_in * 0.68 + 0.45  # x labels are rotated 40 degrees
+    width, height = left + grid + 1.2, bottom + grid + 0.15
     with _style():
-        fig, ax = plt.subplots(figsize=(side + 0.8, side))
+        fig = plt.figure(figsize=(width, height))
+        ax = fig.add_axes((left / width, bottom / height, grid / width, grid / height))
+        cax = fig.add_axes(((left + grid + 0.15) / width, bottom / height, 0.16 / width, grid / height))
         masked = np.ma.masked_invalid(matrix)
         cmap_obj = plt.get_cmap(cmap).copy()
         cmap_obj.set_bad("#f1f2f4")
@@ -166,10 +173,9 @@ def _heatmap(
                         fontsize=8,
                         color="white" if dark else "#1a1a1a",
                     )
-        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        bar = fig.colorbar(image, cax=cax)
         bar.set_label(colorbar_label)
         bar.outline.set_visible(False)
-        fig.tight_layout()
     return fig
 
 
