@@ -1,0 +1,294 @@
+"""Typed tournament configs loaded from YAML (L1), checked field by field.
+
+A tournament names its contestants, prompt set, judge, sampling, pairing and rating settings::
+
+    name: demo
+    db: reports/demo.db             # paths are relative to the directory qlora-eval runs in
+    html: reports/demo.html
+    json: reports/demo.json
+    prompts: {name: demo, limit: null, data_dir: null}
+    sampling: {temperature: 0.7, top_p: 0.9, max_new_tokens: 160, seed: 0}
+    models:
+      - smollm2-135m?name=smollm2-fp32                 # a spec string ...
+      - spec: smollm2-135m?name=smollm2-greedy         # ... or a mapping with its own sampling overrides
+        sampling: {do_sample: false}
+    judge: {spec: "local:smollm2-135m", temperature: 0, max_tokens: 1024}
+    pairs: all
+    rounds: 200
+    seed: 0
+    concurrency: 4
+    budget_usd: null
+
+Every error names the YAML file and the field (``models[2].sampling.temperature``) and what is expected.
+Model and judge spec strings are only checked for presence here (this module sits below the model layer);
+``qlora-eval tournament`` parses them before any work and reports errors with the same file and field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qlora_eval.errors import ConfigError
+from qlora_eval.types import GenerationSettings
+
+_SAMPLING_FIELDS = {"temperature": float, "top_p": float, "max_new_tokens": int, "seed": int, "do_sample": bool}
+_TOP_FIELDS = {
+    "name",
+    "description",
+    "db",
+    "html",
+    "json",
+    "prompts",
+    "sampling",
+    "models",
+    "judge",
+    "pairs",
+    "rounds",
+    "seed",
+    "concurrency",
+    "budget_usd",
+    "batch_size",
+}
+_PAIRINGS = ("all",)
+
+
+@dataclass(frozen=True)
+class Contestant:
+    """One model in a tournament: its spec and the sampling it answers with.
+
+    Attributes:
+        spec: the model spec text (``smollm2-135m?bits=4&name=smollm2-nf4``); it is parsed (and its errors
+            reported with ``where``) by the command that runs the tournament, as config.py sits below the models.
+        sampling: the tournament's sampling with this model's overrides applied.
+        where: where in the YAML it came from (``models[2]``), for error messages.
+    """
+
+    spec: str
+    sampling: GenerationSettings
+    where: str = "models"
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    """Which prompts: a built-in set name (``demo``, ``vicuna``, ``oa``) or a file, optionally the first N."""
+
+    name: str = "demo"
+    data_dir: Path | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The judge spec and its sampling (temperature and max_tokens apply to API judges)."""
+
+    spec: str = "openai:gpt-4"
+    temperature: float = 0.0
+    max_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class TournamentConfig:
+    """A whole tournament (see the module docstring for the YAML form).
+
+    Attributes:
+        name: shown in the report.
+        models: the contestants (at least two, unique display names).
+        prompts: the prompt set.
+        sampling: default sampling of every contestant.
+        judge: the judge.
+        pairs: pairing scheme (``all``: round robin).
+        rounds: bootstrap rounds of the ratings.
+        seed: seeds the bootstrap and the judge's retry jitter.
+        concurrency: API judge calls in flight.
+        budget_usd: stop judging before spending more than this (None: no limit).
+        batch_size: conversations per generation batch.
+        db, html, json: where the store, the HTML report and the JSON rankings go.
+        source: the YAML file this came from (None when built from options).
+    """
+
+    models: tuple[Contestant, ...]
+    name: str = "tournament"
+    description: str = ""
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    sampling: GenerationSettings = field(default_factory=GenerationSettings)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    pairs: str = "all"
+    rounds: int = 200
+    seed: int = 0
+    concurrency: int = 4
+    budget_usd: float | None = None
+    batch_size: int = 8
+    db: Path = Path("qlora-eval.db")
+    html: Path = Path("reports/tournament.html")
+    json: Path = Path("reports/tournament.json")
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        where = self.source
+        if len(self.models) < 2:
+            raise ConfigError("field 'models': a tournament needs at least two models", source=where)
+        if self.pairs not in _PAIRINGS:
+            raise ConfigError(f"field 'pairs': must be one of {list(_PAIRINGS)}, got {self.pairs!r}", source=where)
+        for key, value, low in (("rounds", self.rounds, 1), ("concurrency", self.concurrency, 1)):
+            if value < low:
+                raise ConfigError(f"field {key!r}: must be >= {low}, got {value}", source=where)
+        if self.batch_size < 1:
+            raise ConfigError(f"field 'batch_size': must be >= 1, got {self.batch_size}", source=where)
+        if self.budget_usd is not None and self.budget_usd < 0:
+            raise ConfigError(f"field 'budget_usd': must be >= 0, got {self.budget_usd}", source=where)
+
+    def with_overrides(self, **changes: Any) -> TournamentConfig:
+        """A copy with some fields replaced (command-line options over the YAML)."""
+        return replace(self, **changes)
+
+
+def load_tournament_config(path: Path) -> TournamentConfig:
+    """Read and check a tournament YAML file.
+
+    Raises:
+        ConfigError: naming the file and the field, for unknown fields, wrong types, bad values and model specs.
+    """
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError("no such tournament file (see tournaments/*.yaml for examples)", source=source) from exc
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read YAML: {exc}", source=source) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("expected a YAML mapping of tournament fields", source=source)
+    return tournament_from_dict(data, source=source, default_name=path.stem)
+
+
+def tournament_from_dict(
+    data: dict[str, Any], *, source: str | None, default_name: str = "tournament"
+) -> TournamentConfig:
+    """Build a checked config from a parsed YAML mapping (see :func:`load_tournament_config`)."""
+    unknown = sorted(set(data) - _TOP_FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown fields {unknown}; known fields: {sorted(_TOP_FIELDS)}", source=source)
+    sampling = parse_sampling(data.get("sampling", {}), "sampling", source, GenerationSettings())
+    raw_models = data.get("models")
+    if not isinstance(raw_models, list):
+        raise ConfigError("field 'models': expected a list of model specs or {spec, sampling} mappings", source=source)
+    models = tuple(_contestant(item, f"models[{i}]", source, sampling) for i, item in enumerate(raw_models))
+    defaults = TournamentConfig.__dataclass_fields__
+    kwargs: dict[str, Any] = {
+        "models": models,
+        "name": _typed(data, "name", str, source, default_name),
+        "description": _typed(data, "description", str, source, ""),
+        "prompts": _prompts(data.get("prompts", {}), source),
+        "sampling": sampling,
+        "judge": _judge(data.get("judge", {}), source),
+        "pairs": _typed(data, "pairs", str, source, "all"),
+        "rounds": _typed(data, "rounds", int, source, defaults["rounds"].default),
+        "seed": _typed(data, "seed", int, source, 0),
+        "concurrency": _typed(data, "concurrency", int, source, defaults["concurrency"].default),
+        "budget_usd": _optional_float(data, "budget_usd", source),
+        "batch_size": _typed(data, "batch_size", int, source, defaults["batch_size"].default),
+        "source": source,
+    }
+    for key in ("db", "html", "json"):
+        if key in data:
+            kwargs[key] = Path(_typed(data, key, str, source, ""))
+    return TournamentConfig(**kwargs)
+
+
+def parse_sampling(raw: Any, where: str, source: str | None, base: GenerationSettings) -> GenerationSettings:
+    """Sampling settings from a mapping, over ``base``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"field {where!r}: expected a mapping of {sorted(_SAMPLING_FIELDS)}", source=source)
+    unknown = sorted(set(raw) - set(_SAMPLING_FIELDS))
+    if unknown:
+        raise ConfigError(f"field {where!r}: unknown keys {unknown}; known: {sorted(_SAMPLING_FIELDS)}", source=source)
+    values = base.to_dict()
+    for key, value in raw.items():
+        values[key] = _check_type(value, _SAMPLING_FIELDS[key], f"{where}.{key}", source)
+    try:
+        return GenerationSettings(**values)
+    except ValueError as exc:
+        raise ConfigError(f"field {where!r}: {exc}", source=source) from exc
+
+
+def _contestant(item: Any, where: str, source: str | None, sampling: GenerationSettings) -> Contestant:
+    if isinstance(item, str):
+        spec, own = item, sampling
+    elif isinstance(item, dict):
+        unknown = sorted(set(item) - {"spec", "sampling"})
+        if unknown or not isinstance(item.get("spec"), str):
+            raise ConfigError(
+                f"field {where!r}: expected a spec string or a mapping {{spec: SPEC, sampling: {{...}}}}"
+                + (f"; unknown keys {unknown}" if unknown else ""),
+                source=source,
+            )
+        spec = item["spec"]
+        own = parse_sampling(item.get("sampling", {}), f"{where}.sampling", source, sampling)
+    else:
+        raise ConfigError(f"field {where!r}: expected a model spec string or mapping", source=source)
+    if not spec.strip():
+        raise ConfigError(f"field {where!r}: the model spec is empty", source=source)
+    return Contestant(spec=spec, sampling=own, where=where)
+
+
+def _prompts(raw: Any, source: str | None) -> PromptsConfig:
+    if isinstance(raw, str):
+        return PromptsConfig(name=raw)
+    if not isinstance(raw, dict):
+        raise ConfigError("field 'prompts': expected a set name or {name, data_dir, limit}", source=source)
+    unknown = sorted(set(raw) - {"name", "data_dir", "limit"})
+    if unknown:
+        raise ConfigError(f"field 'prompts': unknown keys {unknown}; known: data_dir, limit, name", source=source)
+    limit = raw.get("limit")
+    if limit is not None:
+        limit = _check_type(limit, int, "prompts.limit", source)
+        if limit < 1:
+            raise ConfigError(f"field 'prompts.limit': must be >= 1, got {limit}", source=source)
+    data_dir = raw.get("data_dir")
+    return PromptsConfig(
+        name=_check_type(raw.get("name", "demo"), str, "prompts.name", source),
+        data_dir=Path(_check_type(data_dir, str, "prompts.data_dir", source)) if data_dir is not None else None,
+        limit=limit,
+    )
+
+
+def _judge(raw: Any, source: str | None) -> JudgeConfig:
+    if isinstance(raw, str):
+        return JudgeConfig(spec=raw)
+    if not isinstance(raw, dict):
+        raise ConfigError("field 'judge': expected a judge spec or {spec, temperature, max_tokens}", source=source)
+    unknown = sorted(set(raw) - {"spec", "temperature", "max_tokens"})
+    if unknown:
+        raise ConfigError(f"field 'judge': unknown keys {unknown}; known: max_tokens, spec, temperature", source=source)
+    base = JudgeConfig()
+    config = JudgeConfig(
+        spec=_check_type(raw.get("spec", base.spec), str, "judge.spec", source),
+        temperature=_check_type(raw.get("temperature", base.temperature), float, "judge.temperature", source),
+        max_tokens=_check_type(raw.get("max_tokens", base.max_tokens), int, "judge.max_tokens", source),
+    )
+    if config.temperature < 0 or config.max_tokens < 1:
+        raise ConfigError("field 'judge': temperature must be >= 0 and max_tokens >= 1", source=source)
+    return config
+
+
+def _typed(data: dict[str, Any], key: str, kind: type, source: str | None, default: Any) -> Any:
+    return _check_type(data[key], kind, key, source) if key in data else default
+
+
+def _optional_float(data: dict[str, Any], key: str, source: str | None) -> float | None:
+    value = data.get(key)
+    return None if value is None else _check_type(value, float, key, source)
+
+
+def _check_type(value: Any, kind: type, where: str, source: str | None) -> Any:
+    # bool is an int in Python; a YAML "true" for a number (or 1 for a flag) is a mistake worth reporting.
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind in (str, bool) and isinstance(value, kind):
+        return value
+    raise ConfigError(f"field {where!r}: expected {kind.__name__}, got {value!r}", source=source)
