@@ -134,6 +134,84 @@ def _peak_memory(device: Any) -> tuple[int, int | None, str]:
     return int(rss if sys.platform == "darwin" else rss * 1024), None, "cpu-rss"
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """What one optimizer step needs (shared by ``train`` and the throughput benchmark)."""
+
+    accelerator: Any
+    ddp_model: Any
+    trainable: list[Any]
+    optimizer: Any
+    scheduler: Any
+    max_grad_norm: float
+    world_size: int
+    device: Any
+    autocast_dtype: Any  # None: no autocast
+
+
+def make_step_context(config: TrainConfig, accelerator: Any, model: Any, optimizer: Any, scheduler: Any) -> StepContext:
+    """Wrap the model for data parallelism (a no-op for one process) and collect the step settings."""
+    import torch
+
+    device = accelerator.device
+    amp = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(config.compute_dtype)
+    return StepContext(
+        accelerator=accelerator,
+        ddp_model=accelerator.prepare_model(model),
+        trainable=[p for p in model.parameters() if p.requires_grad],
+        optimizer=optimizer,
+        scheduler=scheduler,
+        max_grad_norm=config.max_grad_norm,
+        world_size=accelerator.num_processes,
+        device=device,
+        # bf16 autocast on CUDA as the QLoRA scripts (bf16=True); on the CPU only the 4-bit layers use compute_dtype
+        autocast_dtype=amp if device.type == "cuda" else None,
+    )
+
+
+def optimizer_step(ctx: StepContext, batches: list[dict[str, Any]], step_targets: int) -> tuple[Any, float]:
+    """Forward/backward every pass of this process, clip, step optimizer and scheduler.
+
+    Args:
+        ctx: the step context.
+        batches: this process's passes (``input_ids``, ``attention_mask``, ``labels`` tensors).
+        step_targets: target tokens of the whole step over all processes and passes (the loss denominator).
+
+    Returns:
+        A tensor ``[sum of token losses, non-padding tokens]`` summed over all processes, and the grad norm.
+    """
+    import torch
+
+    device, world = ctx.device, ctx.world_size
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    tokens = torch.zeros((), dtype=torch.float64, device=device)
+    for m, cpu_batch in enumerate(batches):
+        batch = {k: v.to(device) for k, v in cpu_batch.items()}
+        pass_targets = int((batch["labels"][:, 1:] != -100).sum())
+        last = m == len(batches) - 1
+        # gradients are all-reduced only after the last pass of the step
+        sync = contextlib.nullcontext() if last or world == 1 else ctx.accelerator.no_sync(ctx.ddp_model)
+        with sync:
+            with torch.autocast(
+                device.type, dtype=ctx.autocast_dtype or torch.float32, enabled=ctx.autocast_dtype is not None
+            ):
+                out = ctx.ddp_model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+                )
+            pass_sum = out.loss.float() * pass_targets  # transformers returns the mean over the pass's targets
+            (pass_sum * (world / step_targets)).backward()
+        loss_sum += pass_sum.detach().double()
+        tokens += batch["attention_mask"].sum()
+    grad_norm = float(ctx.accelerator.clip_grad_norm_(ctx.trainable, ctx.max_grad_norm))
+    ctx.optimizer.step()
+    ctx.scheduler.step()
+    ctx.optimizer.zero_grad(set_to_none=True)
+    totals = torch.stack([loss_sum, tokens])
+    if world > 1:
+        totals = ctx.accelerator.reduce(totals, reduction="sum")
+    return totals, grad_norm
+
+
 def train(
     config: TrainConfig,
     *,
@@ -174,11 +252,9 @@ def train(
         start, history, train_seconds = state.step, state.history, state.train_seconds
         log.info("resuming from %s at step %d", found, start)
 
-    ddp_model = accelerator.prepare_model(model)
+    ctx = make_step_context(config, accelerator, model, optimizer, scheduler)
     device = accelerator.device
-    use_autocast = device.type == "cuda" and config.compute_dtype != "float32"
-    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(config.compute_dtype, torch.float32)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = ctx.trainable
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -186,7 +262,7 @@ def train(
         lambda epoch: batching.epoch_order(lengths, effective, config.seed, epoch, config.group_by_length)
     )
     per_epoch = batching.steps_per_epoch(len(lengths), effective)
-    ddp_model.train()  # gradient checkpointing only acts in train mode
+    ctx.ddp_model.train()  # gradient checkpointing only acts in train mode
     bar = tqdm(
         total=config.max_steps, initial=start, desc="train", disable=not (progress and accelerator.is_main_process)
     )
@@ -196,30 +272,9 @@ def train(
         step_examples = order_cache(epoch)[within * effective : (within + 1) * effective]
         step_targets = sum(prep.examples[i].target_tokens for i in step_examples)
         passes = batching.micro_batches(step_examples, config.per_device_batch_size, config.grad_accum, world, rank)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        tokens = torch.zeros((), dtype=torch.float64, device=device)
+        batches = [collate([prep.examples[i] for i in indices], pad_id) for indices in passes]
         lr = float(scheduler.get_last_lr()[0])
-        for m, indices in enumerate(passes):
-            batch = {k: v.to(device) for k, v in collate([prep.examples[i] for i in indices], pad_id).items()}
-            pass_targets = int((batch["labels"][:, 1:] != -100).sum())
-            sync = m == len(passes) - 1
-            ctx = contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(ddp_model)
-            with ctx:
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_autocast):
-                    out = ddp_model(
-                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
-                    )
-                pass_sum = out.loss.float() * pass_targets  # transformers returns the mean over the pass's targets
-                (pass_sum * (world / step_targets)).backward()
-            loss_sum += pass_sum.detach().double()
-            tokens += batch["attention_mask"].sum()
-        grad_norm = float(accelerator.clip_grad_norm_(trainable, config.max_grad_norm))
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        totals = torch.stack([loss_sum, tokens])
-        if world > 1:
-            totals = accelerator.reduce(totals, reduction="sum")
+        totals, grad_norm = optimizer_step(ctx, batches, step_targets)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
