@@ -4,7 +4,7 @@ Writes QLoRA-format review files (both presentation orders of all 28 pairs on th
 verdicts drawn from known strengths with a first-position bias and ~2% unparsable reviews; 13 lines
 dropped to make 4,467) into a temporary folder, then runs the CLI through ``subprocess`` for
 Elo (10,000 orderings) and Bradley-Terry (1,000 bootstrap rounds), ``--repeat`` times each, and prints JSON:
-the fastest and median wall seconds per method (process start to exit), plus the time of
+the fastest and median wall and CPU seconds per method (process start to exit), plus the time of
 ``python -c 'import qlora_eval.cli.rank_cmd'`` alone.
 
 Usage: python benchmarks/rank_process.py [--repeat 5] [--keep DIR]
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -72,12 +73,21 @@ def write_fixture(folder: Path, seed: int = 0) -> int:
 
 
 def _time(cmd: list[str], repeat: int) -> dict[str, float]:
-    seconds = []
+    """Wall seconds of the whole process, and its CPU seconds (user + sys, less sensitive to a busy machine)."""
+    seconds, cpu = [], []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         seconds.append(time.perf_counter() - start)
-    return {"min_s": round(min(seconds), 3), "median_s": round(statistics.median(seconds), 3)}
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    return {
+        "min_s": round(min(seconds), 3),
+        "median_s": round(statistics.median(seconds), 3),
+        "min_cpu_s": round(min(cpu), 3),
+        "median_cpu_s": round(statistics.median(cpu), 3),
+    }
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from qlora_eval.interchange.base import (
     read_text,
     sha256_file,
 )
-from qlora_eval.types import Judgment, Order, Verdict
+from qlora_eval.types import Judgment, Order, Verdict, utc_now
 
 DEFAULT_JUDGE = "arena-human"
 _WINNERS = {"model_a": Verdict.A, "model_b": Verdict.B, "tie": Verdict.TIE, "tie (bothbad)": Verdict.BOTH_BAD}
@@ -38,6 +38,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
     text = read_text(path)
     rows = iter_json_array(path, text) if text.lstrip().startswith("[") else iter_jsonl(path, text)
     judgments: list[Judgment] = []
+    stamp = utc_now()  # one import time per file (and not a clock call per line)
     for number, data in rows:
         row = Row(data, path, number)
         model_a, model_b = row.string("model_a"), row.string("model_b")
@@ -55,6 +56,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
                 verdict=verdict,
                 order=Order.of(model_a, model_b),
                 source=str(path),
+                created_at=stamp,
             )
         )
     if not judgments:

@@ -23,7 +23,7 @@ from qlora_eval.interchange.base import (
     read_text,
     sha256_file,
 )
-from qlora_eval.types import Judgment, Order, Verdict
+from qlora_eval.types import Judgment, Order, Verdict, utc_now
 
 _WINNERS = {"model_1": "model_1", "model_2": "model_2", "tie": "tie", "error": "error"}
 
@@ -49,6 +49,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
     """Read one FastChat pairwise judgment file into two judgments per line (both orders)."""
     prompt_set = options.prompt_set or FORMAT.default_prompt_set or "mt_bench"
     judgments: list[Judgment] = []
+    stamp = utc_now()  # one import time per file (and not a clock call per line)
     for number, data in iter_jsonl(path, read_text(path)):
         row = Row(data, path, number)
         model_1, model_2 = row.string("model_1"), row.string("model_2")
@@ -77,6 +78,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
                     rationale=row.optional_string(text_field) or "",
                     settings={**settings, "game": game},
                     source=str(path),
+                    created_at=stamp,
                 )
             )
     if not judgments:

@@ -27,7 +27,7 @@ from qlora_eval.interchange.base import (
     read_text,
     sha256_file,
 )
-from qlora_eval.types import Judgment, Order, Verdict
+from qlora_eval.types import Judgment, Order, Verdict, utc_now
 
 FILE_PATTERN = "<answersA>-vs-<answersB>-<reviewer>-reviewer[-threeclass].jsonl"
 _CODES: dict[str, Verdict] = {"1": Verdict.A, "2": Verdict.B, "3": Verdict.TIE, "-1": Verdict.INVALID}
@@ -93,6 +93,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
     prompt_set = options.prompt_set or FORMAT.default_prompt_set or "vicuna"
     order = Order.of(model_a, model_b)
     judgments: list[Judgment] = []
+    stamp = utc_now()  # one import time per file (and not a clock call per line)
     text = read_text(path)
     for number, data in iter_jsonl(path, text):
         row = Row(data, path, number)
@@ -115,6 +116,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
                 rationale=row.optional_string("text") or "",
                 settings={"threeclass": three_class},
                 source=str(path),
+                created_at=stamp,
             )
         )
     if not judgments:
