@@ -112,7 +112,7 @@ def main() -> int:
         table = json.loads(args.from_json.read_text())
         out = args.out or args.from_json.parent
         gpu = next((r["hardware"]["gpu_name"] for r in table["rows"] if "hardware" in r), None) or "cpu"
-        title = f"QLoRA finetuning peak memory, batch {table['batch']} ({gpu})"
+        title = f"{table['method']} finetuning peak memory, batch {table['batch']} ({gpu})"
         plot(table["rows"], out / f"{args.from_json.stem}.png", title)
         return 0
 
@@ -127,7 +127,11 @@ def main() -> int:
     print(json.dumps(table, indent=2))
     if args.out is not None and not args.no_plot:
         gpu = next((r["hardware"]["gpu_name"] for r in rows if "hardware" in r), None) or args.device
-        plot(rows, args.out / f"memory_{args.tag}.png", f"QLoRA finetuning peak memory, batch {args.batch} ({gpu})")
+        plot(
+            rows,
+            args.out / f"memory_{args.tag}.png",
+            f"{args.method} finetuning peak memory, batch {args.batch} ({gpu})",
+        )
     return 0 if all("error" not in r for r in rows) else 1
 
 
