@@ -187,7 +187,11 @@ ANSWERS = st.builds(
 
 
 @settings(max_examples=40, deadline=None)
-@given(judgments=st.lists(JUDGMENTS, min_size=1, max_size=8), answers=st.lists(ANSWERS, max_size=5))
+@given(
+    judgments=st.lists(JUDGMENTS, min_size=1, max_size=8),
+    # The store holds one answer per key, so an export never repeats a key (an import refuses conflicting ones).
+    answers=st.lists(ANSWERS, max_size=5, unique_by=lambda a: a.answer_key),
+)
 def test_jsonl_round_trip_is_exact(judgments: list[Judgment], answers: list[Answer]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "export.jsonl"
