@@ -13,6 +13,8 @@ that the tests and the benchmark compare it with.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +23,8 @@ DEFAULT_K = 32.0
 DEFAULT_SCALE = 400.0
 DEFAULT_INITIAL = 1000.0
 DEFAULT_ORDERINGS = 10_000
+# Orderings are drawn and replayed in this many independent chunks (see fit_elo).
+_CHUNKS = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,6 +230,18 @@ def fit_elo(
     """
     if rounds < 2:
         raise ValueError(f"Elo needs at least 2 orderings to give an interval, got {rounds}")
-    orderings = random_orderings(int(np.shape(a_idx)[0]), rounds, rng)
-    samples = elo_ratings(a_idx, b_idx, score_a, n_models, orderings, k=k, scale=scale, initial=initial)
+    n = int(np.shape(a_idx)[0])
+    # The orderings are split into a fixed number of chunks, each with its own child generator, so the
+    # result depends only on ``rng`` (never on how many cores ran it); numpy releases the GIL inside
+    # the shuffle and the gathers, so the chunks run in parallel threads.
+    chunk_rounds = [len(c) for c in np.array_split(np.arange(rounds), min(_CHUNKS, rounds))]
+    children = rng.spawn(len(chunk_rounds))
+
+    def replay(chunk: int) -> np.ndarray:
+        orderings = random_orderings(n, chunk_rounds[chunk], children[chunk])
+        return elo_ratings(a_idx, b_idx, score_a, n_models, orderings, k=k, scale=scale, initial=initial)
+
+    workers = max(1, min(len(chunk_rounds), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        samples = np.concatenate(list(pool.map(replay, range(len(chunk_rounds)))), axis=0)
     return summarize_elo(samples)
