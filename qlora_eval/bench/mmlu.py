@@ -10,8 +10,9 @@ Two ways to evaluate, whose numbers differ and must not be mixed:
   the first 5 ``dev`` examples as shots joined by "\\n\\n", no BOS, the continuations " A".." D",
   and the micro average over questions.
 
-Both score a question by the next-token logits of the four letters after "Answer:" (the same
-argmax as comparing the continuations' log-likelihoods, since they share the normaliser).
+Both score a question by the log-likelihood of each answer's continuation after "Answer:"; for
+every tokenizer where the continuation is one token (QLoRA always, the harness for Llama and
+GPT-2 style tokenizers) that is the next-token distribution after "Answer:", read in one pass.
 Prompts are batched with left padding and cut from the left, so "Answer:" is never lost.
 """
 
@@ -292,47 +293,60 @@ def harness_prompt(item: MmluItem, shots: Sequence[MmluItem]) -> str:
 
 
 @dataclass(frozen=True)
+class LetterTokens:
+    """The token continuation that stands for each answer, A to D.
+
+    QLoRA's are single tokens. The harness's " A" is one token for most tokenizers, but some
+    split it (e.g. ["Ġ", "C"]); scoring then sums the log-probabilities along the continuation,
+    as the harness's log-likelihood does.
+    """
+
+    continuations: tuple[tuple[int, ...], ...]
+
+    def prefixes(self) -> list[tuple[int, ...]]:
+        """Every proper prefix of a continuation (always including the empty one), shortest first."""
+        found = {c[:j] for c in self.continuations for j in range(len(c))}
+        return sorted(found, key=lambda p: (len(p), p))
+
+
+@dataclass(frozen=True)
 class EncodedPrompts:
-    """Token ids of every prompt and the four letter tokens to compare."""
+    """Token ids of every prompt and the answer continuations to score after them."""
 
     ids: list[list[int]]
-    letter_ids: tuple[int, int, int, int]
+    letters: LetterTokens
 
 
-def letter_token_ids(tokenizer: Any, mode: Mode) -> tuple[int, int, int, int]:
-    """The token of each answer letter as the reference implementation scores it.
+def letter_tokens(tokenizer: Any, mode: Mode) -> LetterTokens:
+    """The answers' token continuations as the reference implementation scores them.
 
     qlora: the first token of ``tokenizer("A", add_special_tokens=False)`` (QLoRA's ``abcd_idx``).
-    harness: the continuation of "Answer:" by " A" (harness splits ``encode(ctx + cont)`` after
-    ``encode(ctx)``); it must be a single token.
+    harness: the continuation " A" of "Answer:", split as the harness does (``encode(ctx + cont)``
+    minus ``encode(ctx)``).
 
     Raises:
-        ConfigError: when the tokenizer splits a letter continuation into several tokens.
+        ConfigError: when the tokenizer merges the letter into "Answer:" or two letters coincide.
     """
-    ids = []
+    continuations: list[tuple[int, ...]] = []
     for letter in LETTERS:
         if mode is Mode.QLORA:
-            ids.append(tokenizer(letter, add_special_tokens=False).input_ids[0])
+            continuations.append((tokenizer(letter, add_special_tokens=False).input_ids[0],))
             continue
         context = tokenizer("Answer:", add_special_tokens=False).input_ids
         whole = tokenizer("Answer: " + letter, add_special_tokens=False).input_ids
-        continuation = whole[len(context) :]
-        if whole[: len(context)] != context or len(continuation) != 1:
-            raise ConfigError(
-                f"this tokenizer encodes ' {letter}' after 'Answer:' as {continuation} (not one token); "
-                "harness mode scores single-token letters only; use --mode qlora"
-            )
-        ids.append(continuation[0])
-    if len(set(ids)) != 4:
-        raise ConfigError(f"the tokenizer maps the answer letters to non-distinct tokens {ids}")
-    return ids[0], ids[1], ids[2], ids[3]
+        if whole[: len(context)] != context or len(whole) == len(context):
+            raise ConfigError(f"this tokenizer does not encode 'Answer: {letter}' as 'Answer:' followed by more tokens")
+        continuations.append(tuple(whole[len(context) :]))
+    if len(set(continuations)) != 4 or any(a[: len(b)] == b for a in continuations for b in continuations if a != b):
+        raise ConfigError(f"the tokenizer's answer continuations {continuations} are not four distinct non-prefixes")
+    return LetterTokens(continuations=tuple(continuations))
 
 
 def encode_prompts(tokenizer: Any, prompts: Sequence[str], mode: Mode) -> EncodedPrompts:
     """Tokenize prompts the way the chosen reference does (qlora: BOS + text; harness: no BOS)."""
     bos = [tokenizer.bos_token_id] if mode is Mode.QLORA and tokenizer.bos_token_id is not None else []
     ids = [bos + tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
-    return EncodedPrompts(ids=ids, letter_ids=letter_token_ids(tokenizer, mode))
+    return EncodedPrompts(ids=ids, letters=letter_tokens(tokenizer, mode))
 
 
 def truncate_left(ids: Sequence[int], max_length: int) -> list[int]:
@@ -350,36 +364,37 @@ def left_pad(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[list[list[int
     return ids, mask
 
 
-def score_letters(
+def next_token_logprobs(
     model: Any,
-    encoded: EncodedPrompts,
+    sequences: Sequence[Sequence[int]],
+    wanted: Sequence[int],
     *,
     pad_id: int,
     batch_size: int = 8,
     max_length: int = 2048,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> list[list[float]]:
-    """Next-token logits of the four letters after each prompt.
+    """Log-probabilities of the ``wanted`` tokens right after each sequence.
 
-    Prompts are sorted by length (less padding), cut from the left to ``max_length``, padded on
+    Sequences are sorted by length (less padding), cut from the left to ``max_length``, padded on
     the left; position ids follow the attention mask so padding does not shift positions.
 
     Returns:
-        One ``[logit A, logit B, logit C, logit D]`` per prompt, in input order.
+        One list (in ``wanted`` order) per sequence, in input order.
     """
     import torch
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     device = next(model.parameters()).device
-    letters = torch.tensor(encoded.letter_ids, device=device)
-    order = sorted(range(len(encoded.ids)), key=lambda i: -len(encoded.ids[i]))
-    out: list[list[float]] = [[] for _ in encoded.ids]
+    wanted_ids = torch.tensor(list(wanted), device=device)
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    out: list[list[float]] = [[] for _ in sequences]
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            rows = [truncate_left(encoded.ids[i], max_length) for i in chunk]
+            rows = [truncate_left(sequences[i], max_length) for i in chunk]
             ids, mask = left_pad(rows, pad_id)
             input_ids = torch.tensor(ids, device=device)
             attention = torch.tensor(mask, device=device)
@@ -387,12 +402,52 @@ def score_letters(
             logits = model(
                 input_ids=input_ids, attention_mask=attention, position_ids=positions, logits_to_keep=1
             ).logits[:, -1, :]
-            picked = logits.index_select(-1, letters).float().cpu().tolist()
-            for index, row in zip(chunk, picked, strict=True):
+            logprobs = torch.log_softmax(logits.float(), dim=-1).index_select(-1, wanted_ids).cpu().tolist()
+            for index, row in zip(chunk, logprobs, strict=True):
                 out[index] = row
             if progress is not None:
                 progress(len(chunk))
     return out
+
+
+def score_letters(
+    model: Any,
+    encoded: EncodedPrompts,
+    *,
+    pad_id: int,
+    batch_size: int = 8,
+    max_length: int = 2048,
+    progress: Callable[[float], None] | None = None,
+) -> list[list[float]]:
+    """Log-likelihood of each answer's continuation after each prompt.
+
+    One batched pass per distinct continuation prefix: a single pass (the next-token
+    distribution after "Answer:") when every answer is one token.
+
+    Returns:
+        ``[loglik A, loglik B, loglik C, loglik D]`` per prompt, in input order.
+    """
+    continuations = encoded.letters.continuations
+    prefixes = encoded.letters.prefixes()
+    # logprob[prefix][prompt index][token] for the tokens that follow ``prefix`` in some continuation
+    logprob: dict[tuple[int, ...], list[dict[int, float]]] = {}
+    for prefix in prefixes:
+        following = sorted(
+            {c[len(prefix)] for c in continuations if len(c) > len(prefix) and c[: len(prefix)] == prefix}
+        )
+        sequences = [ids + list(prefix) for ids in encoded.ids]
+
+        def step(done: float) -> None:
+            if progress is not None:
+                progress(done / len(prefixes))
+
+        rows = next_token_logprobs(
+            model, sequences, following, pad_id=pad_id, batch_size=batch_size, max_length=max_length, progress=step
+        )
+        logprob[prefix] = [dict(zip(following, row, strict=True)) for row in rows]
+    return [
+        [sum(logprob[c[:j]][i][c[j]] for j in range(len(c))) for c in continuations] for i in range(len(encoded.ids))
+    ]
 
 
 @dataclass(frozen=True)
@@ -512,7 +567,7 @@ def evaluate(
     dev: Sequence[MmluItem] | None = None,
     batch_size: int = 8,
     max_length: int = 2048,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> MmluResult:
     """Score ``items`` with ``model``/``tokenizer`` and aggregate.
 
@@ -526,7 +581,7 @@ def evaluate(
             unless the items are QLoRA five-shot prompts.
         batch_size: prompts per forward pass.
         max_length: prompts longer than this lose tokens from the left.
-        progress: called with the number of prompts done after each batch.
+        progress: called with the (fractional) number of prompts done after each batch.
     """
     prompts = build_prompts(items, mode, shots, dev)
     encoded = encode_prompts(tokenizer, prompts, mode)
