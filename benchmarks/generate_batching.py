@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -55,6 +56,8 @@ def main() -> None:
     model.generate(prompts[:1], GenerationSettings(do_sample=False, max_new_tokens=4))
     model.generate(prompts[: args.batch_size], GenerationSettings(do_sample=False, max_new_tokens=4))
 
+    # Other processes on the machine slow both modes; the load average says how much (1-minute values).
+    load_before = os.getloadavg()[0]
     rows: dict[str, dict[str, Any]] = {}
     texts: dict[str, list[str]] = {}
     for mode, size in (("one_at_a_time", 1), ("batched", args.batch_size)):
@@ -82,6 +85,7 @@ def main() -> None:
         "batched": rows["batched"],
         "speedup_tokens_per_s": round(rows["batched"]["tokens_per_s"] / rows["one_at_a_time"]["tokens_per_s"], 2),
         "identical_answers": sum(a == b for a, b in zip(texts["one_at_a_time"], texts["batched"], strict=True)),
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "hardware": asdict(hardware_info("cpu")),
     }
     text = json.dumps(result, indent=2)
