@@ -162,7 +162,9 @@ def run_memory_benchmark(
     weights_allocated = (torch.cuda.memory_allocated() - base_allocated) / GIB if cuda else None
     model = add_lora(built, lora, gradient_checkpointing=gradient_checkpointing)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = bnb.optim.PagedAdamW32bit(trainable, lr=2e-4, weight_decay=0.0)
+    # Paged states need CUDA unified memory; on the CPU the same 32-bit AdamW runs unpaged.
+    optimizer_class = bnb.optim.PagedAdamW32bit if cuda else bnb.optim.AdamW32bit
+    optimizer = optimizer_class(trainable, lr=2e-4, weight_decay=0.0)
 
     generator = torch.Generator(device=device).manual_seed(seed)
     vocab = int(config.vocab_size)
@@ -216,7 +218,7 @@ def run_memory_benchmark(
         warmup_steps=warmup,
         steps=steps,
         losses=losses,
-        optimizer="bitsandbytes PagedAdamW32bit" + ("" if cuda else " (pages only on CUDA)"),
+        optimizer=f"bitsandbytes {optimizer_class.__name__}",
         paged=cuda,
         gradient_checkpointing=gradient_checkpointing,
         lora=asdict(lora),

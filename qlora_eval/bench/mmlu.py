@@ -377,7 +377,8 @@ def next_token_logprobs(
     """Log-probabilities of the ``wanted`` tokens right after each sequence.
 
     Sequences are sorted by length (less padding), cut from the left to ``max_length``, padded on
-    the left; position ids follow the attention mask so padding does not shift positions.
+    the left; position ids follow the attention mask so padding does not shift positions (RoPE is
+    shift-invariant, but models with absolute position embeddings are not).
 
     Returns:
         One list (in ``wanted`` order) per sequence, in input order.

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     quant.add_argument("--model", required=True, help="model spec (16- or 32-bit) whose Linear weights to measure")
     quant.add_argument("--device", default="cpu", help="where to quantize: cpu (default) or cuda")
     quant.add_argument("--seed", type=int, default=0, help="seed of the normal reference weights")
+    quant.add_argument(
+        "--reference-rows", type=int, default=1024, help="rows of the 4096-column normal reference (default 1024)"
+    )
     _common(quant)
 
     memory = sub.add_parser("memory", help="peak memory and speed of QLoRA/LoRA training steps on a random model")
@@ -91,7 +94,9 @@ def _run_quant(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     weights = (w.detach().to(device) for w in linear_weights(loaded.model))
     report = measure(weights, source=spec.name)
-    reference = normal_reference(seed=args.seed)
+    if args.reference_rows < 1:
+        raise ConfigError(f"--reference-rows must be >= 1, got {args.reference_rows}")
+    reference = normal_reference(args.reference_rows, seed=args.seed)
     payload = {
         **report.to_dict(),
         "model": spec.name,
