@@ -179,3 +179,12 @@ def test_adapter_is_loaded_unmerged_on_the_4bit_base(tiny_llama_dir: Path, tmp_p
 def test_missing_adapter_is_a_config_error(tiny_llama_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="adapter"):
         load_hf_model(parse_model_spec(f"hf:{tiny_llama_dir}?adapter={tmp_path / 'nope'}"), device="cpu")
+
+
+def test_int8_loads_and_generates(tiny_llama_dir: Path) -> None:
+    import bitsandbytes as bnb
+
+    model = load_chat_model(f"hf:{tiny_llama_dir}?bits=8", device="cpu")
+    assert isinstance(model, HFChatModel)
+    assert any(isinstance(m, bnb.nn.Linear8bitLt) for m in model.loaded.model.modules())
+    assert model.generate(PROMPTS[:1], GREEDY)[0].completion_tokens >= 1
