@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval import __version__
+from qlora_eval.cli.diagnostics import diagnostics_document
 from qlora_eval.errors import ConfigError, InputError
 from qlora_eval.interchange import FORMATS, ImportOptions, read_inputs
 from qlora_eval.types import Judgment, content_key, utc_now
@@ -63,6 +64,17 @@ def _load_store(args: argparse.Namespace) -> tuple[list[Judgment], list[dict[str
     with Store(path) as store:
         judgments = [s.judgment for s in store.judgments(prompt_set=args.prompt_set)]
     return judgments, [{"path": str(path), "sha256": sha256_file(path), "records": len(judgments)}]
+
+
+def _answer_lengths(args: argparse.Namespace, judgments: Sequence[Judgment]) -> tuple[list[float], list[float]] | None:
+    """Answer lengths for the length-preference statistic, when the store holds every judged answer."""
+    from qlora_eval.cli.diagnostics import answer_length_table
+    from qlora_eval.judge.diagnostics import answer_lengths
+    from qlora_eval.store import Store
+
+    with Store(Path(args.db)) as store:
+        table = answer_length_table(store, judgments)
+    return answer_lengths(judgments, table.get)
 
 
 def select(judgments: Sequence[Judgment], judges: Sequence[str] | None, models: Sequence[str] | None) -> list[Judgment]:
@@ -186,8 +198,10 @@ def run(args: argparse.Namespace) -> int:
     judgments, inputs = _load_files(args) if args.inputs else _load_store(args)
     judgments = select(judgments, args.judge, args.models)
     battles = [j.to_battle() for j in judgments]
-    result = rank_battles(battles, method, rounds, np.random.default_rng(args.seed))
+    lengths = _answer_lengths(args, judgments) if args.db is not None else None
+    result = rank_battles(battles, method, rounds, np.random.default_rng(args.seed), answer_lengths=lengths)
     document = result.to_json_dict()
+    document["diagnostics"] = diagnostics_document(result, judgments, seed=args.seed)
     document.update(
         {
             "seed": args.seed,

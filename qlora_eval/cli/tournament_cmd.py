@@ -26,7 +26,7 @@ from typing import Any
 from qlora_eval import __version__
 from qlora_eval.cli.judge_cmd import add_judge_options, format_estimate
 from qlora_eval.config import Contestant, JudgeConfig, PromptsConfig, TournamentConfig, load_tournament_config
-from qlora_eval.errors import ConfigError, ConvergenceError, QloraEvalError
+from qlora_eval.errors import ConfigError, ConvergenceError
 from qlora_eval.judge.openai_judge import RetryPolicy
 from qlora_eval.judge.runner import JudgeRunSummary
 from qlora_eval.judge.session import JudgeOptions
@@ -300,9 +300,10 @@ def _rate_and_report(
 ) -> tuple[dict[str, Any], str]:
     import numpy as np
 
+    from qlora_eval.cli.diagnostics import diagnostics_document
     from qlora_eval.interchange.base import sha256_file
-    from qlora_eval.judge.diagnostics import answer_lengths, judge_agreement
-    from qlora_eval.rating import RatingMethod, rank_battles
+    from qlora_eval.judge.diagnostics import answer_lengths
+    from qlora_eval.rating import RatingMethod
     from qlora_eval.report import ReportData, RunMetadata, build_report
     from qlora_eval.report.data import InputFile
 
@@ -312,24 +313,11 @@ def _rate_and_report(
     length_pair = answer_lengths(judgments, lengths.get)
     elo, _ = _rank(battles, RatingMethod.ELO, config.rounds, rng, length_pair)
     bt, bt_note = _rank(battles, RatingMethod.BT, config.rounds, rng, length_pair)
-    agreements = []
-    if other_judges:
-        everyone = judgments + other_judges
-        ratings: dict[str, dict[str, float]] = {}
-        for judge_id in sorted({j.judge for j in everyone}):
-            own = [j.to_battle() for j in everyone if j.judge == judge_id]
-            try:
-                result = rank_battles(own, RatingMethod.ELO, config.rounds, np.random.default_rng(config.seed))
-                ratings[judge_id] = {r.model: r.rating for r in result.ratings}
-            except QloraEvalError as exc:  # a judge with too few verdicts gets no correlation, not a crash
-                log.info("no ranking of judge %s alone: %s", judge_id, exc)
-        agreements = [a.to_dict() for a in judge_agreement(everyone, ratings)]
     diagnostics = {
         "judge": judge_spec.judge_id,
-        "position_bias": elo.bias.to_dict(),
-        "length_preference": elo.length.to_dict() if elo.length is not None else None,
-        "agreement": agreements,
+        **diagnostics_document(elo, judgments + other_judges, seed=config.seed),
     }
+    agreements = diagnostics["agreement"]
     document: dict[str, Any] = {
         "tournament": config.name,
         "config": _config_record(config),

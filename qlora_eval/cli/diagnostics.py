@@ -1,0 +1,63 @@
+"""Judge diagnostics for ``rank`` and ``tournament`` output: chains the judge engine's agreement statistics with
+the rating engine (each judge's own ranking, for the rank correlation between judges).
+
+The ``diagnostics`` JSON key::
+
+    {"position_bias": {...first_win_rate, consistency...},   # from the ranking (rating/bias.py)
+     "length_preference": {...} | null,                      # null when answer texts are not stored
+     "agreement": [{"judge_1", "judge_2", "shared", "agreement", "agreement_without_ties", "cohen_kappa",
+                    "kendall_tau", "spearman_rho", ...}]}     # one entry per pair of judges with shared battles
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from qlora_eval.errors import QloraEvalError
+from qlora_eval.types import Judgment
+
+log = logging.getLogger(__name__)
+
+#: Elo orderings used to rank each judge alone (only the order of models matters for the correlation).
+AGREEMENT_ROUNDS = 200
+
+
+def answer_length_table(store: Any, judgments: Sequence[Judgment]) -> dict[str, int]:
+    """Answer key -> length in characters of the stored answers the judgments name."""
+    keys = sorted({k for j in judgments for k in (j.answer_a_key, j.answer_b_key) if k is not None})
+    lengths: dict[str, int] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = store.execute(f"SELECT answer_key, length(text) FROM answers WHERE answer_key IN ({marks})", chunk)
+        lengths.update({row[0]: int(row[1]) for row in rows})
+    return lengths
+
+
+def diagnostics_document(result: Any, judgments: Sequence[Judgment], *, seed: int) -> dict[str, Any]:
+    """The ``diagnostics`` key: position bias and length preference of ``result``, agreement between judges."""
+    import numpy as np
+
+    from qlora_eval.judge.diagnostics import judge_agreement
+    from qlora_eval.rating import RatingMethod, rank_battles
+
+    judges = sorted({j.judge for j in judgments})
+    agreements: list[dict[str, Any]] = []
+    if len(judges) > 1:
+        ratings: dict[str, dict[str, float]] = {}
+        for judge in judges:
+            own = [j.to_battle() for j in judgments if j.judge == judge]
+            try:
+                ranked = rank_battles(own, RatingMethod.ELO, AGREEMENT_ROUNDS, np.random.default_rng(seed))
+            except QloraEvalError as exc:  # too few verdicts for a ranking: no correlation, the rest stands
+                log.info("judge %s alone cannot be ranked (%s); no rank correlation for it", judge, exc)
+                continue
+            ratings[judge] = {r.model: r.rating for r in ranked.ratings}
+        agreements = [a.to_dict() for a in judge_agreement(judgments, ratings)]
+    return {
+        "position_bias": result.bias.to_dict(),
+        "length_preference": result.length.to_dict() if result.length is not None else None,
+        "agreement": agreements,
+    }
