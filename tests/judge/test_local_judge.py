@@ -1,0 +1,35 @@
+"""The local judge: verdicts from next-token probabilities, never INVALID, probabilities in the rationale."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from qlora_eval.judge.base import Budget
+from qlora_eval.judge.local_judge import LocalJudge
+from qlora_eval.judge.plan import latest_answers
+from qlora_eval.judge.runner import run_judge
+from qlora_eval.judge.session import JudgeOptions, plan
+from qlora_eval.judge.spec import parse_judge_spec
+from qlora_eval.store import Store
+from qlora_eval.types import Verdict
+
+
+def test_local_judge_on_a_tiny_model(db: Path, tiny_llama_dir: Path) -> None:
+    spec = parse_judge_spec(f"local:hf:{tiny_llama_dir}")
+    with Store(db) as store:
+        prompts = store.prompts("t")
+        answers = latest_answers(store.answers(prompt_set="t"), prompts)
+        job = plan(store, spec=spec, options=JudgeOptions(), prompts=prompts, answers=answers, models=["alpha", "beta"])
+        judge = LocalJudge(spec.target, batch_size=4)
+        summary = run_judge(store, judge, job.requests, already_stored=0, budget=Budget(None), progress=False)
+        stored = [s.judgment for s in store.judgments()]
+    assert summary.new == 6 and summary.invalid == 0 and summary.requests == 6 and summary.cost_usd == 0
+    assert len(stored) == 6
+    for j in stored:
+        assert j.verdict in (Verdict.A, Verdict.B, Verdict.TIE) and j.judge == f"local:hf:{tiny_llama_dir}"
+        probs = [float(x) for x in re.findall(r"P\([123]\)=([0-9.]+)", j.rationale)]
+        assert len(probs) == 3 and abs(sum(probs) - 1) < 0.01
+        best = max(range(3), key=lambda i: probs[i])
+        assert j.verdict is (Verdict.A, Verdict.B, Verdict.TIE)[best]
+        assert j.settings["protocol"] == "pairwise-3class-next-token"
