@@ -185,3 +185,17 @@ def test_merge_matches_the_adapter_on_the_quantized_base(trained: dict[str, Any]
     with torch.no_grad():
         expected = reference(input_ids=torch.tensor(PROBE)).logits.float()
     assert torch.allclose(_logits(merged), expected, atol=1e-4)
+
+
+def test_adapter_round_trip_through_the_generation_runner(trained: dict[str, Any], tiny_llama_dir: Path) -> None:
+    import torch
+
+    hf = pytest.importorskip("qlora_eval.models.hf")
+    from qlora_eval.models.spec import parse_model_spec
+
+    spec = parse_model_spec(f"hf:{tiny_llama_dir}?bits=4&dtype=float32&adapter={trained['config'].output_dir}")
+    loaded = hf.load_hf_model(spec, device="cpu")
+    from peft import PeftModel
+
+    assert isinstance(loaded.model, PeftModel)
+    assert torch.allclose(_logits(loaded.model), trained["logits"], atol=1e-5)
