@@ -23,7 +23,7 @@ from qlora_eval.judge.openai_judge import RetryPolicy
 from qlora_eval.judge.plan import PAIRINGS, JudgePlan, latest_answers
 from qlora_eval.judge.runner import JudgeRunSummary
 from qlora_eval.judge.session import Estimate, JudgeOptions, estimate, judge, plan
-from qlora_eval.judge.spec import DEFAULT_JUDGE, JUDGE_GRAMMAR, JudgeSpec, parse_judge_spec
+from qlora_eval.judge.spec import DEFAULT_JUDGE, JudgeSpec, parse_judge_spec
 from qlora_eval.store import DEFAULT_DB, Store
 from qlora_eval.types import Prompt
 
@@ -31,7 +31,11 @@ from qlora_eval.types import Prompt
 def add_judge_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``judge`` and ``tournament``; unset ones are None (the defaults or the config apply)."""
     group = parser.add_argument_group("judge")
-    group.add_argument("--judge", default=None, help=f"judge spec (default {DEFAULT_JUDGE}). {JUDGE_GRAMMAR}")
+    group.add_argument(
+        "--judge",
+        default=None,
+        help=f"openai:MODEL[?base_url=URL] (key from OPENAI_API_KEY) or local:MODEL_SPEC (default {DEFAULT_JUDGE})",
+    )
     group.add_argument("--pairs", choices=PAIRINGS, default=None, help="which model pairs meet (default all)")
     group.add_argument("--concurrency", type=int, default=None, help="openai judge calls in flight (default 4)")
     group.add_argument("--budget-usd", type=float, default=None, help="stop before spending more than this")

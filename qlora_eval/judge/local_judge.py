@@ -43,11 +43,14 @@ class LocalJudge(Judge):
 
     Args:
         model_spec: the model spec (``smollm2-135m``, ``hf:PATH?bits=4``...).
-        batch_size: prompts per forward pass.
+        batch_size: prompts per forward pass; None: 1 on a CPU (a long prompt already keeps the cores busy, and
+            left padding of mixed lengths would only add work) and 8 on a GPU.
         device: ``cpu``, ``cuda`` or None for the best available.
     """
 
-    def __init__(self, model_spec: str = DEFAULT_LOCAL_JUDGE, *, batch_size: int = 4, device: str | None = None):
+    def __init__(
+        self, model_spec: str = DEFAULT_LOCAL_JUDGE, *, batch_size: int | None = None, device: str | None = None
+    ):
         from qlora_eval.models.hf import HFChatModel
         from qlora_eval.models.spec import Backend, parse_model_spec
 
@@ -57,13 +60,14 @@ class LocalJudge(Judge):
                 f"a local judge runs a transformers model; {model_spec!r} uses the {spec.backend.value} backend "
                 "(use openai:MODEL?base_url=URL to judge with a model behind a server)"
             )
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ConfigError(f"local judge batch size must be >= 1, got {batch_size}")
         self.model_spec = model_spec
         self.judge_id = f"local:{model_spec}"
-        self.batch_size = batch_size
         self.concurrency = 1  # one model, one forward pass at a time
         self._model = HFChatModel.from_spec(spec, device=device)
+        on_gpu = self._model.loaded.device.startswith("cuda")
+        self.batch_size = batch_size if batch_size is not None else (8 if on_gpu else 1)
 
     @property
     def settings(self) -> dict[str, Any]:

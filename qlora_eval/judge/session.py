@@ -46,7 +46,7 @@ class JudgeOptions:
         retry: the openai judge's retry policy.
         seed: seeds the backoff jitter.
         pairs: the pairing scheme.
-        local_batch_size: prompts per forward pass of a local judge.
+        local_batch_size: prompts per forward pass of a local judge (None: 1 on a CPU, 8 on a GPU).
         template_dir: a folder with judge templates and their manifest (default: the shipped ones).
     """
 
@@ -58,7 +58,7 @@ class JudgeOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     seed: int = 0
     pairs: str = "all"
-    local_batch_size: int = 4
+    local_batch_size: int | None = None
     template_dir: Path | None = None
 
     def __post_init__(self) -> None:
