@@ -52,7 +52,7 @@ def test_two_gloo_processes_equal_one(tiny_llama_dir: Path, tmp_path: Path) -> N
         "--master_port",
         str(_free_port()),
     ]
-    subprocess.run(launcher + _train_args(tiny_llama_dir, data, two, 1)[1:], check=True, env=env, timeout=240)
+    subprocess.run(launcher + _train_args(tiny_llama_dir, data, two, 1), check=True, env=env, timeout=240)
     one = tmp_path / "one"
     subprocess.run([sys.executable, *_train_args(tiny_llama_dir, data, one, 2)], check=True, env=env, timeout=240)
 
