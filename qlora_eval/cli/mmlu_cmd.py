@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from qlora_eval.bench.mmlu import SUPERCATEGORIES, MmluResult, Mode, evaluate, load_hub_split, load_qlora_file
 from qlora_eval.errors import ConfigError
@@ -16,8 +17,10 @@ _MODE_NOTE = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model spec, e.g. smollm2-135m or hf:/path?bits=4")
-    source = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument(
+        "--model", help="model spec, e.g. smollm2-135m or hf:/path?bits=4 (required unless --report-from)"
+    )
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", type=Path, help="a QLoRA-format JSONL/JSON file ({subject, input, output})")
     source.add_argument(
         "--dataset", help="a hub dataset in the cais/mmlu layout (or a local folder of its parquet files)"
@@ -42,6 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
     parser.add_argument("--db", default=None, help="also store the result in this store file")
+    parser.add_argument(
+        "--html", type=Path, default=None, help="write a self-contained HTML report (tables by subject/supercategory)"
+    )
+    parser.add_argument(
+        "--report-from",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        default=None,
+        help="evaluate nothing: combine these mmlu --json files side by side into the --html report",
+    )
+    parser.add_argument("--title", default=None, help="title of the --html report (default: MMLU and the models)")
 
 
 def _print(result: MmluResult, model: str) -> None:
@@ -56,7 +71,90 @@ def _print(result: MmluResult, model: str) -> None:
         print(f"{name:<40} {SUPERCATEGORIES[name].split(' (')[0]:<16} {score.accuracy:>8.4f} {score.n:>5}")
 
 
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    return shlex.join(["qlora-eval", *sys.argv[1:]]) if sys.argv else "qlora-eval mmlu"
+
+
+def _write_html(
+    args: argparse.Namespace, runs: list[Any], inputs: list[tuple[Path, int]], extra: dict[str, str]
+) -> None:
+    """Write the MMLU report of ``runs`` (``MmluRun``) to ``args.html``."""
+    import platform
+
+    from qlora_eval import __version__
+    from qlora_eval.interchange.base import sha256_file
+    from qlora_eval.report import RunMetadata, build_benchmark_report
+    from qlora_eval.report.data import InputFile
+    from qlora_eval.report.mmlu import mmlu_sections
+    from qlora_eval.types import utc_now
+
+    metadata = RunMetadata(
+        created_at=utc_now(),
+        command=_command_line(),
+        inputs=tuple(InputFile(str(path), sha256_file(path), records) for path, records in inputs),
+        versions={"qlora-eval": __version__, "python": platform.python_version()},
+        extra=extra,
+    )
+    models = list(dict.fromkeys(r.model for r in runs))
+    title = args.title or f"MMLU: {', '.join(models)}"
+    settings = sorted({r.setting for r in runs})
+    subtitle = f"{len(runs)} run{'s' if len(runs) != 1 else ''} · {' / '.join(settings)}"
+    if len(runs) == 1:
+        one = runs[0]
+        head = {"qlora": "macro", "harness": "micro"}[one.mode]
+        cards = [
+            (f"micro accuracy{' (headline)' if head == 'micro' else ''}", f"{100 * one.accuracy:.1f}%"),
+            (f"macro accuracy{' (headline)' if head == 'macro' else ''}", f"{100 * one.macro_accuracy:.1f}%"),
+            ("questions", f"{one.n:,}"),
+            ("subjects", f"{len(one.subjects):,}"),
+        ]
+    else:
+        cards = [(f"{r.model} ({r.setting})", f"{100 * r.headline:.1f}%") for r in runs[:6]]
+    html = build_benchmark_report(title, mmlu_sections(runs), metadata, subtitle=subtitle, cards=cards)
+    args.html.write_text(html, encoding="utf-8")
+    print(f"wrote {args.html}")
+
+
+def _report_from(args: argparse.Namespace) -> int:
+    from qlora_eval.errors import InputError
+    from qlora_eval.report.mmlu import MmluRun
+
+    if args.html is None:
+        raise ConfigError("--report-from combines result files into a report: add --html PATH")
+    given = [f"--{k}" for k in ("model", "data", "dataset", "json", "db") if getattr(args, k) is not None]
+    if given:
+        raise ConfigError(f"--report-from evaluates nothing, so {', '.join(given)} do not apply; drop them")
+    runs = []
+    for path in args.report_from:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise InputError(
+                f"cannot read it ({err.strerror}); pass a qlora-eval mmlu --json file", source=str(path)
+            ) from err
+        except json.JSONDecodeError as err:
+            raise InputError(f"not JSON: {err.msg}", source=str(path), line=err.lineno) from err
+        runs.append(MmluRun.from_document(document, source=str(path)))
+    _check_html_folder(args.html)
+    _write_html(args, runs, [(p, r.n) for p, r in zip(args.report_from, runs, strict=True)], {})
+    return 0
+
+
+def _check_html_folder(path: Path) -> None:
+    if not path.resolve().parent.is_dir():
+        raise ConfigError(f"the folder of --html {path} does not exist; create it first")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.report_from is not None:
+        return _report_from(args)
+    if args.model is None or (args.data is None and args.dataset is None):
+        raise ConfigError("pass --model SPEC and one of --data FILE / --dataset NAME (or --report-from JSON...)")
+    if args.html is not None:
+        _check_html_folder(args.html)  # before the long evaluation, not after
     from tqdm import tqdm
 
     from qlora_eval.models.hf import load_hf_model
@@ -109,4 +207,11 @@ def run(args: argparse.Namespace) -> int:
         with Store(args.db) as store:
             store.add_result("mmlu", spec.name, payload)
         print(f"stored the result in {args.db}")
+    if args.html is not None:
+        from qlora_eval.report.mmlu import MmluRun
+
+        run_ = MmluRun.from_document(payload, source="this run")
+        inputs = [(args.data, result.n)] if args.data is not None else []
+        extra = {"model spec": args.model, "questions from": payload["source"], "max length": str(args.max_length)}
+        _write_html(args, [run_], inputs, extra)
     return 0

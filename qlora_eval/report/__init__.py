@@ -12,12 +12,23 @@ A section is a title plus trusted HTML: build the HTML with ``htmlkit`` (``esc``
 ``html_table`` escapes cells, ``figure_img`` embeds a matplotlib figure as SVG). Extra sections appear after
 the built-in ones, in the order given, and get a table-of-contents entry.
 
+A benchmark without a ranking (MMLU) uses ``build_benchmark_report(title, sections, metadata)``: the same page
+with only the given sections and the run metadata.
+
 Importing this package imports matplotlib, so only import it when a report is wanted.
 """
 
 from __future__ import annotations
 
-from qlora_eval.report.build import build_report, write_report
+from qlora_eval.report.build import build_benchmark_report, build_report, write_report
 from qlora_eval.report.data import InputFile, ReportData, ReportSection, RunMetadata
 
-__all__ = ["InputFile", "ReportData", "ReportSection", "RunMetadata", "build_report", "write_report"]
+__all__ = [
+    "InputFile",
+    "ReportData",
+    "ReportSection",
+    "RunMetadata",
+    "build_benchmark_report",
+    "build_report",
+    "write_report",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -157,6 +158,14 @@ def metadata_section(metadata: RunMetadata, data: ReportData) -> ReportSection:
         ["judges", ", ".join(metadata.judges) or "not recorded"],
         ["prompt sets", ", ".join(metadata.prompt_sets) or "not recorded"],
         ["verdicts hash", metadata.data_sha256 or "not recorded"],
+    ]
+    return _metadata_section(metadata, facts)
+
+
+def _metadata_section(metadata: RunMetadata, facts: list[list[str]]) -> ReportSection:
+    """The run metadata section: ``facts`` first, then versions, extra facts, the command and the inputs."""
+    facts = [
+        *facts,
         *[[name, version] for name, version in metadata.versions.items()],
         *[[key, value] for key, value in metadata.extra.items()],
     ]
@@ -177,19 +186,23 @@ def metadata_section(metadata: RunMetadata, data: ReportData) -> ReportSection:
     return ReportSection("Run metadata", body, intro="Everything needed to reproduce these numbers.")
 
 
+def _check_anchors(builtin: list[str], sections: tuple[ReportSection, ...]) -> None:
+    # Check anchors before drawing anything: a clash is the caller's bug and should fail fast.
+    slugs = [ReportSection(t, "").slug for t in builtin] + [s.slug for s in sections]
+    duplicates = sorted({s for s in slugs if slugs.count(s) > 1})
+    if duplicates:
+        raise ValueError(f"report sections need distinct anchors; repeated: {', '.join(duplicates)}")
+
+
 def build_report(data: ReportData) -> str:
     """Render the whole report as one self-contained HTML page (plots embedded, no external files).
 
     Built-in sections come first (leaderboard, intervals, distribution, head to head, position bias,
     invalid verdicts), then ``data.sections`` in order, then the run metadata.
     """
-    # Check anchors before drawing anything: a clash is the caller's bug and should fail fast.
     builtin = ["Leaderboard", "Rating intervals", "Rating distribution", "Head to head", "Judge position bias",
                "Invalid verdicts", "Run metadata"]  # fmt: skip
-    slugs = [ReportSection(t, "").slug for t in builtin] + [s.slug for s in data.sections]
-    duplicates = sorted({s for s in slugs if slugs.count(s) > 1})
-    if duplicates:
-        raise ValueError(f"report sections need distinct anchors; repeated: {', '.join(duplicates)}")
+    _check_anchors(builtin, data.sections)
     sections = [
         leaderboard_section(data),
         interval_section(data),
@@ -219,6 +232,49 @@ def build_report(data: ReportData) -> str:
         cards=cards,
         leader=result.ratings[0].model if result.ratings else None,
         sections=[{"title": s.title, "slug": s.slug, "intro": s.intro, "html": Markup(s.html)} for s in sections],
+    )
+
+
+def build_benchmark_report(
+    title: str,
+    sections: Sequence[ReportSection],
+    metadata: RunMetadata,
+    *,
+    subtitle: str | None = None,
+    cards: Sequence[tuple[str, str]] = (),
+) -> str:
+    """A report without a ranking (benchmarks such as MMLU): the same page, stylesheet and metadata section.
+
+    Args:
+        title: page title (plain text).
+        sections: the sections, in order; the run metadata section is appended.
+        metadata: how the numbers were made (its judge/seed/verdict fields are shown only when set).
+        subtitle: an optional plain-text line under the title.
+        cards: (label, value) headline figures shown under the title.
+
+    Returns:
+        One self-contained HTML page.
+    """
+    _check_anchors(["Run metadata"], tuple(sections))
+    facts = [["created", metadata.created_at]]
+    if metadata.seed is not None:
+        facts.append(["seed", str(metadata.seed)])
+    if metadata.judges:
+        facts.append(["judges", ", ".join(metadata.judges)])
+    if metadata.prompt_sets:
+        facts.append(["prompt sets", ", ".join(metadata.prompt_sets)])
+    if metadata.data_sha256:
+        facts.append(["data hash", metadata.data_sha256])
+    shown = [*sections, _metadata_section(metadata, facts)]
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        title=title,
+        subtitle=subtitle,
+        created_at=metadata.created_at,
+        method=None,
+        cards=list(cards),
+        leader=None,
+        sections=[{"title": s.title, "slug": s.slug, "intro": s.intro, "html": Markup(s.html)} for s in shown],
     )
 
 
