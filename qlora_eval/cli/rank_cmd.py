@@ -13,13 +13,16 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qlora_eval import __version__
 from qlora_eval.cli.diagnostics import diagnostics_document
 from qlora_eval.errors import ConfigError, InputError
 from qlora_eval.interchange import FORMATS, ImportOptions, read_inputs
 from qlora_eval.types import Judgment, content_key, utc_now
+
+if TYPE_CHECKING:
+    from qlora_eval.report.data import ReportSection  # importing the report loads matplotlib: only when --html
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +78,17 @@ def _answer_lengths(args: argparse.Namespace, judgments: Sequence[Judgment]) -> 
     with Store(Path(args.db)) as store:
         table = answer_length_table(store, judgments)
     return answer_lengths(judgments, table.get)
+
+
+def stored_mmlu_sections(db: Path, models: Sequence[str]) -> tuple[ReportSection, ...]:
+    """MMLU report sections for the ranked models that have MMLU results in the store (none: no sections)."""
+    from qlora_eval.report.mmlu import latest_runs, mmlu_sections
+    from qlora_eval.store import Store
+
+    with Store(db) as store:
+        rows = [(subject, payload) for _, subject, payload, _ in store.results("mmlu")]
+    runs = latest_runs(rows, models)
+    return mmlu_sections(runs) if runs else ()
 
 
 def select(judgments: Sequence[Judgment], judges: Sequence[str] | None, models: Sequence[str] | None) -> list[Judgment]:
@@ -226,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
 
         metadata = RunMetadata.from_rank_document(document)
         title = args.title or "Pairwise ranking"
-        html = build_report(ReportData(title=title, ranking=result, metadata=metadata))
+        sections = stored_mmlu_sections(Path(args.db), [r.model for r in result.ratings]) if args.db else ()
+        html = build_report(ReportData(title=title, ranking=result, metadata=metadata, sections=sections))
         Path(args.html).write_text(html, encoding="utf-8")
         print(f"wrote {args.html}", file=sys.stderr)
     return 0

@@ -333,6 +333,7 @@ def _rate_and_report(
         "python_version": platform.python_version(),
         "created_at": utc_now(),
     }
+    from qlora_eval.cli.rank_cmd import stored_mmlu_sections
     from qlora_eval.judge.templates import load_templates
     from qlora_eval.report.tournament import TemplateInfo, battles_section, judge_section, ranking_table_section
 
@@ -358,6 +359,7 @@ def _rate_and_report(
             "over prompts for the interval). Agreement with the Elo ranking above is a consistency check.",
         ),
         battles_section(prompts, answers, judgments, models),
+        *stored_mmlu_sections(db_path, models),  # MMLU results of these models, when the store has any
     )
     metadata = RunMetadata(
         created_at=document["created_at"],

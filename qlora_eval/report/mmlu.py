@@ -310,3 +310,18 @@ def mmlu_sections(runs: Sequence[MmluRun]) -> tuple[ReportSection, ...]:
         raise ValueError("need at least one MMLU result")
     labels = column_labels(runs)
     return summary_section(runs, labels), supercategory_section(runs, labels), subject_section(runs, labels)
+
+
+def latest_runs(rows: Sequence[tuple[str, Mapping[str, Any]]], models: Sequence[str]) -> list[MmluRun]:
+    """The newest result per model and setting (mode, shots), for ``models`` only, in their order.
+
+    Args:
+        rows: (model, ``mmlu --json`` document) pairs, oldest first (as the store's ``results("mmlu")`` lists them).
+        models: the models wanted (a ranking's, best first); others are left out.
+    """
+    newest: dict[tuple[str, str, int], MmluRun] = {}
+    for k, (model, document) in enumerate(rows):
+        run = MmluRun.from_document(document, source=f"stored mmlu result {k + 1} ({model})", model=model)
+        if run.model in models:
+            newest[(run.model, run.mode, run.shots)] = run  # later rows replace earlier ones
+    return sorted(newest.values(), key=lambda r: (models.index(r.model), r.mode, r.shots))

@@ -153,3 +153,34 @@ def test_mmlu_command_writes_html_and_combines(tiny_llama_dir: Path, tmp_path: P
     assert main(["mmlu", "--report-from", str(out)]) == 2  # no --html
     assert main(["mmlu", "--report-from", str(out), "--html", str(combined), "--model", "x"]) == 2
     assert main(["mmlu", "--html", str(combined)]) == 2  # neither a model nor results
+
+
+def test_latest_runs_keeps_the_newest_per_model_and_setting() -> None:
+    from qlora_eval.report.mmlu import latest_runs
+
+    old, new = document("bravo"), document("bravo", shift=0.2)
+    rows = [("bravo", old), ("alpha", document("alpha")), ("bravo", new), ("zulu", document("zulu"))]
+    rows.append(("alpha", {**document("alpha", mode="harness", shots=5)}))
+    runs = latest_runs(rows, ["alpha", "bravo"])  # ranking order; zulu is not ranked
+    assert [(r.model, r.mode) for r in runs] == [("alpha", "harness"), ("alpha", "qlora"), ("bravo", "qlora")]
+    assert runs[2].accuracy == new["accuracy"]
+
+
+def test_rank_report_includes_stored_mmlu_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qlora_eval.store import Store
+    from tests.cli.helpers import run_cli, write_tournament
+
+    db = str(tmp_path / "s.db")
+    assert run_cli(capsys, "import", str(write_tournament(tmp_path / "r", prompts=5)), "--format", "qlora",
+                   "--db", db)[0] == 0  # fmt: skip
+    html = tmp_path / "rank.html"
+    assert run_cli(capsys, "rank", "--db", db, "--rounds", "20", "--html", str(html))[0] == 0
+    assert "MMLU" not in html.read_text()  # nothing stored: no empty section
+    with Store(db) as store:
+        store.add_result("mmlu", "bravo", document("bravo"))
+        store.add_result("mmlu", "not-ranked", document("not-ranked"))
+    assert run_cli(capsys, "rank", "--db", db, "--rounds", "20", "--html", str(html))[0] == 0
+    text = html.read_text()
+    titles = re.findall(r"<h2>(.*?)</h2>", text)
+    assert titles[-4:] == ["MMLU", "MMLU by supercategory", "MMLU by subject", "Run metadata"]
+    assert "bravo" in section(text, "s-mmlu-summary") and "not-ranked" not in text
