@@ -2,11 +2,16 @@
 
 It gets the same judge prompt as the API judges. Instead of letting a small model write an explanation (which
 it rarely ends with a clean verdict line), the judge's reply is started with :data:`ASSISTANT_PREFIX` and the
-probabilities of the next token being "1", "2" or "3" decide: the most likely one wins. So it never fails to
-parse. The three probabilities (renormalised over the three digits) are the judgment's rationale.
+probabilities of the next token being "1", "2" or "3" decide, so it never fails to parse.
 
-A 135M-parameter judge is weak and strongly position-biased; it exists so the tournament runs offline. The
-report names the judge and shows its diagnostics (first-position win rate, swap consistency).
+Small models put most of that probability on "1" whatever the answers say (a fixed preference for the first
+option). The judge therefore applies *contextual calibration* (Zhao et al., 2021, "Calibrate Before Use"): the
+same template filled with "N/A" for the question and both answers gives the model's content-free preference
+``q``; each verdict takes the argmax of ``p / q`` (renormalised). Raw and calibrated probabilities are the
+judgment's rationale, so a reader sees how little separated the options.
+
+A 135M-parameter judge is weak even so; it exists so the tournament runs offline. The report names the judge
+and shows its diagnostics (first-position win rate, swap consistency).
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ import numpy as np
 
 from qlora_eval.errors import ConfigError
 from qlora_eval.judge.base import Budget, Judge, JudgeOutcome, JudgeRequest
+from qlora_eval.judge.templates import JudgeTemplate
 from qlora_eval.types import Verdict
 
-#: The start of the judge's reply, after which the next token is read.
-ASSISTANT_PREFIX = "Final verdict (1, 2 or 3):"
+#: The start of the judge's reply, after which the next token is read. It ends with a space because tokenizers
+#: that split digits (SmolLM2, Llama) write ": 1" as ":", " ", "1": without it the digits get almost no mass.
+ASSISTANT_PREFIX = "Final verdict (1, 2 or 3): "
+#: What replaces the question and both answers for the content-free calibration prompt.
+CONTENT_FREE = "N/A"
 CANDIDATES = ("1", "2", "3")
 _VERDICTS = (Verdict.A, Verdict.B, Verdict.TIE)
 DEFAULT_LOCAL_JUDGE = "smollm2-135m"
@@ -35,6 +44,7 @@ def local_judge_settings(model_spec: str) -> dict[str, Any]:
         "model": model_spec,
         "assistant_prefix": ASSISTANT_PREFIX,
         "candidates": list(CANDIDATES),
+        "calibration": f"contextual: divide by the probabilities for a template filled with {CONTENT_FREE!r}",
     }
 
 
@@ -68,6 +78,7 @@ class LocalJudge(Judge):
         self._model = HFChatModel.from_spec(spec, device=device)
         on_gpu = self._model.loaded.device.startswith("cuda")
         self.batch_size = batch_size if batch_size is not None else (8 if on_gpu else 1)
+        self._calibration: dict[str, np.ndarray] = {}
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -79,25 +90,42 @@ class LocalJudge(Judge):
     def judge_batch(self, requests: Sequence[JudgeRequest], budget: Budget) -> list[JudgeOutcome]:
         if not requests:
             return []
-        texts = [self._model.format_prompt(r.messages) + " " + ASSISTANT_PREFIX for r in requests]
+        texts = [self._model.format_prompt(r.messages) + ASSISTANT_PREFIX for r in requests]
         start = time.perf_counter()
         logprobs = self._model.next_token_logprobs(texts, CANDIDATES, batch_size=self.batch_size)
         latency = (time.perf_counter() - start) / len(requests)
         outcomes = []
         for request, row in zip(requests, logprobs, strict=True):
             probs = _renormalise(row)
-            best = int(np.argmax(probs))
+            content_free = self._content_free(request.template)
+            calibrated = probs / content_free
+            calibrated = calibrated / calibrated.sum()
+            best = int(np.argmax(calibrated))
             rationale = (
-                f"Local judge {self.model_spec}: next-token probabilities after {ASSISTANT_PREFIX!r}, "
-                f"renormalised over the three digits: P(1)={probs[0]:.3f}, P(2)={probs[1]:.3f}, "
-                f"P(3)={probs[2]:.3f}; mass on the digits {float(np.exp(row).sum()):.3f}."
+                f"Local judge {self.model_spec}: next-token probabilities after {ASSISTANT_PREFIX.strip()!r}, "
+                f"over the three digits (their total mass {float(np.exp(row).sum()):.3f}): "
+                f"P(1)={probs[0]:.3f}, P(2)={probs[1]:.3f}, P(3)={probs[2]:.3f}. Content-free preference: "
+                f"{_fmt(content_free)}. Calibrated: {_fmt(calibrated)} -> {CANDIDATES[best]}."
             )
             judgment = request.judgment(self.judge_id, self.settings, _VERDICTS[best], rationale, latency_s=latency)
             outcomes.append(JudgeOutcome(request, judgment, None, attempts=1))
         return outcomes
 
+    def _content_free(self, template: JudgeTemplate) -> np.ndarray:
+        """The model's preference among the digits with no content (one forward pass per template, cached)."""
+        if template.sha256 not in self._calibration:
+            messages = template.render(CONTENT_FREE, CONTENT_FREE, CONTENT_FREE)
+            text = self._model.format_prompt(messages) + ASSISTANT_PREFIX
+            row = self._model.next_token_logprobs([text], CANDIDATES, batch_size=1)[0]
+            self._calibration[template.sha256] = _renormalise(row)
+        return self._calibration[template.sha256]
+
     def close(self) -> None:
         self._model.close()
+
+
+def _fmt(probs: np.ndarray) -> str:
+    return ", ".join(f"{c}: {p:.3f}" for c, p in zip(CANDIDATES, probs, strict=True))
 
 
 def _renormalise(logprobs: np.ndarray) -> np.ndarray:

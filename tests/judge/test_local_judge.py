@@ -30,6 +30,10 @@ def test_local_judge_on_a_tiny_model(db: Path, tiny_llama_dir: Path) -> None:
         assert j.verdict in (Verdict.A, Verdict.B, Verdict.TIE) and j.judge == f"local:hf:{tiny_llama_dir}"
         probs = [float(x) for x in re.findall(r"P\([123]\)=([0-9.]+)", j.rationale)]
         assert len(probs) == 3 and abs(sum(probs) - 1) < 0.01
-        best = max(range(3), key=lambda i: probs[i])
+        calibrated = re.search(r"Calibrated: 1: ([0-9.]+), 2: ([0-9.]+), 3: ([0-9.]+) -> ([123])", j.rationale)
+        assert calibrated is not None
+        values = [float(calibrated.group(i)) for i in (1, 2, 3)]
+        best = max(range(3), key=lambda i: values[i])
+        assert calibrated.group(4) == str(best + 1)
         assert j.verdict is (Verdict.A, Verdict.B, Verdict.TIE)[best]
         assert j.settings["protocol"] == "pairwise-3class-next-token"
