@@ -22,7 +22,10 @@ tied) at least once to a model outside it (Zermelo/Ford). Otherwise we raise :cl
 naming the models, instead of returning an arbitrary large number; ``prior > 0`` adds that many virtual
 games between every pair (split evenly), a Bayesian shrinkage that always makes the estimate finite.
 
-The point fit uses ``scipy.optimize.minimize`` (L-BFGS-B on the negative log likelihood). The bootstrap
+The point fit uses Newton's method with step halving on the negative log likelihood (numpy only: importing
+``scipy.optimize`` would cost a large share of a ``qlora-eval rank`` process); :func:`scipy_reference_fit`
+solves the same problem with scipy's L-BFGS-B, and the tests and the benchmark's reference loop use it as
+the independent check. The bootstrap
 resamples prompts (all battles of a prompt, both orders and all judges, stay together): per-prompt count
 tables of shape ``(P, m, m)`` are built once, each round is a weighted sum of them (one matrix product
 for all rounds) and all rounds are fitted together by a vectorised Newton method with step halving,
@@ -301,7 +304,7 @@ def fit_bradley_terry(
     base: float = DEFAULT_BASE,
     models: Sequence[str] | None = None,
 ) -> BTFit:
-    """Maximum-likelihood Bradley-Terry ratings from count tables (scipy L-BFGS-B).
+    """Maximum-likelihood Bradley-Terry ratings from count tables (Newton's method with step halving).
 
     Args:
         wins: shape ``(m, m)``, ``wins[i, j]`` decisive wins of ``i`` over ``j``.
@@ -331,31 +334,65 @@ def fit_bradley_terry(
         raise ConvergenceError(
             "the Davidson tie model needs at least one tie (its tie parameter goes to 0); use the half-win tie model"
         )
-    from scipy.optimize import minimize  # here, not at the top: it costs ~0.1 s of `qlora-eval rank` start-up
-
-    wb, tb = w[None], t[None]
-    z0 = np.zeros(_n_params(m, tie_model))
-
-    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g, _ = _objective(z[None], wb, tb, tie_model, with_hessian=False)
-        return float(f[0]), g[0]
-
-    res = minimize(fun, z0, jac=True, method="L-BFGS-B", options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-10})
-    _, grad = fun(res.x)
+    # Newton's method with step halving (the same solver as the bootstrap): the likelihood is concave and
+    # the check above guarantees a finite optimum, and it avoids importing scipy.optimize (~0.3-0.5 s of
+    # `qlora-eval rank` start-up). The tests compare it with scipy's L-BFGS-B.
+    z, iterations = _newton(w[None], t[None], np.zeros((1, _n_params(m, tie_model))), tie_model)
+    f, grad, _ = _objective(z, w[None], t[None], tie_model, with_hessian=False)
     tolerance = _GRAD_TOL * max(1.0, float(w.sum() + 0.5 * t.sum()))
-    if not np.all(np.isfinite(res.x)) or np.abs(grad).max() > tolerance:
+    if not np.all(np.isfinite(z)) or np.abs(grad).max() > tolerance:
         raise ConvergenceError(
-            f"the Bradley-Terry fit did not converge ({res.message}; largest gradient {np.abs(grad).max():.3g}). "
+            f"the Bradley-Terry fit did not converge (largest gradient {np.abs(grad).max():.3g}). "
             "Try a prior (e.g. prior=1) or rate with Elo"
         )
-    beta = res.x[:m] - res.x[:m].mean()
+    x = z[0]
+    beta = x[:m] - x[:m].mean()
     return BTFit(
         ratings=_to_ratings(beta, anchor, scale, base),
         beta=beta,
-        tie_nu=float(math.exp(res.x[m])) if tie_model is TieModel.DAVIDSON else None,
-        nll=float(res.fun),
-        iterations=int(res.nit),
+        tie_nu=float(math.exp(x[m])) if tie_model is TieModel.DAVIDSON else None,
+        nll=float(f[0]),
+        iterations=iterations,
     )
+
+
+def scipy_reference_fit(
+    wins: np.ndarray, ties: np.ndarray, *, tie_model: TieModel = TieModel.HALF_WIN, prior: float = 0.0
+) -> np.ndarray:
+    """The same maximum-likelihood problem solved by scipy's L-BFGS-B (the independent reference).
+
+    Args:
+        wins, ties: shape ``(m, m)`` count tables, as in :func:`fit_bradley_terry`.
+        tie_model, prior: as in :func:`fit_bradley_terry`.
+
+    Returns:
+        Shape ``(d,)``: ``beta`` (sum 0), then ``log nu`` for DAVIDSON.
+
+    Raises:
+        ConvergenceError: when L-BFGS-B reports failure.
+    """
+    from scipy.optimize import minimize
+
+    _check_tables(wins, ties, prior, tie_model)
+    w, t = _effective_tables(np.asarray(wins, dtype=np.float64), np.asarray(ties, dtype=np.float64), tie_model, prior)
+    m = w.shape[-1]
+
+    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g, _ = _objective(z[None], w[None], t[None], tie_model, with_hessian=False)
+        return float(f[0]), g[0]
+
+    res = minimize(
+        fun,
+        np.zeros(_n_params(m, tie_model)),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-10},
+    )
+    if not res.success and not np.all(np.isfinite(res.x)):
+        raise ConvergenceError(f"L-BFGS-B failed: {res.message}")
+    z: np.ndarray = res.x.copy()
+    z[:m] -= z[:m].mean()
+    return z
 
 
 def newton_fit_batch(
@@ -386,12 +423,20 @@ def newton_fit_batch(
     """
     _check_tables(wins, ties, prior, tie_model)
     w, t = _effective_tables(np.asarray(wins, dtype=np.float64), np.asarray(ties, dtype=np.float64), tie_model, prior)
+    z, _ = _newton(w, t, start, tie_model)
+    return z
+
+
+def _newton(w: np.ndarray, t: np.ndarray, start: np.ndarray, tie_model: TieModel) -> tuple[np.ndarray, int]:
+    """Newton iterations on effective tables ``w``, ``t`` of shape ``(B, m, m)``; returns (params, iterations)."""
     z = np.array(start, dtype=np.float64, copy=True)
+    iterations = 0
     active = np.ones(z.shape[0], dtype=bool)
     for _ in range(_NEWTON_MAX_ITER):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
+        iterations += 1
         za, wa, ta = z[idx], w[idx], t[idx]
         f, grad, hess = _objective(za, wa, ta, tie_model, with_hessian=True)
         assert hess is not None
@@ -416,7 +461,7 @@ def newton_fit_batch(
         )
     m = w.shape[-1]
     z[:, :m] -= z[:, :m].mean(axis=1, keepdims=True)
-    return z
+    return z, iterations
 
 
 def bootstrap_prompt_counts(n_prompts: int, rounds: int, rng: np.random.Generator) -> np.ndarray:
@@ -559,7 +604,8 @@ def bootstrap_reference_loop(
     scale: float = DEFAULT_SCALE,
     base: float = DEFAULT_BASE,
 ) -> np.ndarray:
-    """The bootstrap written plainly: per round, collect the drawn prompts' battles and fit them with scipy.
+    """The bootstrap written plainly: per round, collect the drawn prompts' battles and fit them with scipy
+    (:func:`scipy_reference_fit`).
 
     The benchmark's baseline and the tests' definition of :func:`bootstrap_bradley_terry`.
 
@@ -580,6 +626,6 @@ def bootstrap_reference_loop(
         wins, ties = count_tables(
             np.asarray(a_idx)[chosen], np.asarray(b_idx)[chosen], np.asarray(score_a)[chosen], n_models
         )
-        fit = fit_bradley_terry(wins, ties, tie_model=tie_model, prior=prior, anchor=anchor, scale=scale, base=base)
-        out[r] = fit.ratings
+        z = scipy_reference_fit(wins, ties, tie_model=tie_model, prior=prior)
+        out[r] = _to_ratings(z[:n_models], anchor, scale, base)
     return out
