@@ -350,6 +350,7 @@ def _rate_and_report(
             length_preference=diagnostics["length_preference"],
             agreements=agreements,
             local=judge_spec.kind is JudgeKind.LOCAL,
+            position_bias=diagnostics["position_bias"],
         ),
         ranking_table_section(
             "Bradley-Terry ratings",

@@ -62,16 +62,26 @@ def judge_section(
     length_preference: Mapping[str, Any] | None,
     agreements: Sequence[Mapping[str, Any]],
     local: bool,
+    position_bias: Mapping[str, Any] | None = None,
 ) -> ReportSection:
     """Which judge, with which prompt templates and settings, what it cost, and its diagnostics."""
     parts = []
+    bias_text = ""
+    if position_bias is not None and position_bias.get("first_win_rate") is not None:
+        bias_text = (
+            f" Here the answer shown first won {_pct(position_bias['first_win_rate'])} of its decisive verdicts "
+            f"(50% = no bias) and {_pct(position_bias.get('consistency'))} of verdicts survived swapping the order."
+        )
     if local:
         parts.append(
             '<p class="warn">These verdicts come from a <strong>small local model</strong> '
-            f"(<code>{esc(judge_id)}</code>) reading the probabilities of “1”, “2” and “3” as its next token. "
-            "It is a weak judge, useful for running the pipeline offline, not for conclusions: check its "
-            "position bias below before reading anything into the ratings.</p>"
+            f"(<code>{esc(judge_id)}</code>) reading the probabilities of “1”, “2” and “3” as its next token "
+            "(calibrated against a content-free prompt). It is a weak judge, useful for running the pipeline "
+            f"offline, not for conclusions.{esc(bias_text)} For real verdicts use an API judge "
+            "(<code>--judge openai:gpt-4</code>).</p>"
         )
+    elif bias_text:
+        parts.append(f"<p>{esc(bias_text.strip())}</p>")
     facts = [
         ["judge", judge_id],
         *[[f"setting: {k}", str(v)] for k, v in sorted(settings.items())],
