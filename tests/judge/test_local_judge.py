@@ -28,7 +28,7 @@ def test_local_judge_on_a_tiny_model(db: Path, tiny_llama_dir: Path) -> None:
     assert len(stored) == 6
     for j in stored:
         assert j.verdict in (Verdict.A, Verdict.B, Verdict.TIE) and j.judge == f"local:hf:{tiny_llama_dir}"
-        probs = [float(x) for x in re.findall(r"P\([123]\)=([0-9.]+)", j.rationale)]
+        probs = [float(x) for x in re.findall(r"P\([123]\)=([0-9]+\.[0-9]+)", j.rationale)]
         assert len(probs) == 3 and abs(sum(probs) - 1) < 0.01
         calibrated = re.search(r"Calibrated: 1: ([0-9.]+), 2: ([0-9.]+), 3: ([0-9.]+) -> ([123])", j.rationale)
         assert calibrated is not None
