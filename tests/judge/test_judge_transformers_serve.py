@@ -20,7 +20,7 @@ def test_judge_against_transformers_serve(served: str, smollm2_dir: Path, tmp_pa
     fill_store(db, n_prompts=1, models=("alpha", "beta"))  # 1 prompt x 1 pair x 2 orders
     out = tmp_path / "j.json"
     args = ["judge", "--db", str(db), "--models", "alpha", "beta", "--judge", f"openai:{smollm2_dir}?base_url={served}",
-            "--max-tokens", "48", "--timeout-s", "120", "--no-progress", "--json", str(out)]  # fmt: skip
+            "--max-tokens", "8", "--timeout-s", "120", "--no-progress", "--json", str(out)]  # fmt: skip
     assert main(args) == 0
     figures = json.loads(out.read_text())
     assert figures["judgments"] == 2 and figures["new"] == 2
@@ -30,6 +30,6 @@ def test_judge_against_transformers_serve(served: str, smollm2_dir: Path, tmp_pa
     assert len(stored) == 2 and {j.order.value for j in stored} == {"forward", "swapped"}
     for j in stored:
         assert j.rationale.strip() and j.prompt_tokens and j.prompt_tokens > 100 and j.completion_tokens
-        assert j.settings["max_tokens"] == 48
+        assert j.settings["max_tokens"] == 8
     assert main(args) == 0
     assert json.loads(out.read_text())["requests"] == 0  # never pay twice

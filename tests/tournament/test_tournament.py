@@ -124,7 +124,7 @@ def test_dry_run_of_the_paper_setup_prices_gpt4(capsys: pytest.CaptureFixture[st
 
 @pytest.mark.slow
 def test_reduced_demo_with_smollm2(tmp_path: Path) -> None:
-    """The demo config with 3 prompts and short answers: real SmolLM2 (fp32, NF4, greedy) and the local judge."""
+    """The demo config with 2 prompts and 8-token answers: real SmolLM2 (fp32, NF4, greedy) and the local judge."""
     demo = load_tournament_config(REPO / "tournaments" / "demo.yaml")
     code = main(
         [
@@ -132,11 +132,11 @@ def test_reduced_demo_with_smollm2(tmp_path: Path) -> None:
             "--config",
             str(REPO / "tournaments" / "demo.yaml"),
             "--limit",
-            "3",
+            "2",
             "--max-new-tokens",
-            "32",
+            "8",
             "--rounds",
-            "100",
+            "50",
             "--db",
             str(tmp_path / "d.db"),
             "--html",
@@ -148,7 +148,7 @@ def test_reduced_demo_with_smollm2(tmp_path: Path) -> None:
     )
     assert code == 0
     document = json.loads((tmp_path / "d.json").read_text())
-    assert document["judge"] == "local:smollm2-135m" and document["judging"]["new"] == 3 * 3 * 2
+    assert document["judge"] == "local:smollm2-135m" and document["judging"]["new"] == 2 * 3 * 2
     assert {m["model"] for m in document["elo"]["models"]} == {"smollm2-fp32", "smollm2-nf4", "smollm2-greedy"}
     assert document["elo"]["invalid"] == 0  # the local judge never fails to parse
     html = (tmp_path / "d.html").read_text()
