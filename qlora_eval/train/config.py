@@ -49,7 +49,7 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "guanaco-7b"
 
 # Fields that may differ between a run and its ``--resume`` without breaking exact continuation.
-RESUME_MAY_DIFFER = frozenset({"save_every", "output_dir"})
+RESUME_MAY_DIFFER = frozenset({"save_every", "output_dir", "cpu_threads"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ class TrainConfig:
         compute_dtype: dtype of the 4-bit matmuls (and autocast on CUDA).
         seed: seeds data order, LoRA init and dropout.
         save_every: optimizer steps between checkpoints.
+        cpu_threads: torch threads of a CPU run; ``None`` chooses from the idle cores
+            (``qlora_eval.train.threads``). Ignored on CUDA.
     """
 
     base_model: str
@@ -115,6 +117,7 @@ class TrainConfig:
     compute_dtype: str = "bfloat16"
     seed: int = 42
     save_every: int = 250
+    cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
         positive = {
@@ -152,6 +155,8 @@ class TrainConfig:
             raise ConfigError("--target-modules needs at least one module name")
         if self.preset not in PRESETS:
             raise ConfigError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ConfigError(f"cpu_threads must be at least 1, got {self.cpu_threads}")
 
     @property
     def warmup_steps(self) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval.errors import ConfigError
-from qlora_eval.train import batching, checkpoint
+from qlora_eval.train import batching, checkpoint, threads
 from qlora_eval.train.collator import TokenizedExample, TokenizeSettings, collate, pad_id_of, tokenize_example
 from qlora_eval.train.config import OPTIMIZERS, TrainConfig
 from qlora_eval.train.data import LoadedData, hf_chat_renderer, load_examples
@@ -55,6 +55,8 @@ class TrainResult:
     num_examples: int
     base_model_path: str
     is_main_process: bool
+    cpu_threads: int | None  # torch threads of a CPU run (None on CUDA)
+    cpu_threads_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,33 @@ def train(
     from tqdm import tqdm
 
     accelerator = make_accelerator()
+    previous_threads = torch.get_num_threads()
+    choice = None
+    if accelerator.device.type == "cpu":
+        choice = threads.current_choice(config.cpu_threads)
+        torch.set_num_threads(choice.threads)
+        log.info("torch threads: %s", choice.reason)
+        if progress and accelerator.is_main_process:
+            tqdm.write(f"CPU run with {choice.reason}", file=sys.stderr)
+    try:
+        return _train(config, accelerator, choice, progress=progress, on_step=on_step, resume=resume, on_end=on_end)
+    finally:
+        torch.set_num_threads(previous_threads)  # the caller's setting, whatever this run chose
+
+
+def _train(
+    config: TrainConfig,
+    accelerator: Any,
+    choice: threads.ThreadChoice | None,
+    *,
+    progress: bool,
+    on_step: Callable[[dict[str, float]], None] | None,
+    resume: bool,
+    on_end: Callable[[Any], None] | None,
+) -> TrainResult:
+    import torch
+    from tqdm import tqdm
+
     world, rank = accelerator.num_processes, accelerator.process_index
     prep = prepare(config, accelerator)
     model, optimizer, scheduler = prep.model, prep.optimizer, prep.scheduler
@@ -330,6 +359,8 @@ def train(
         num_examples=len(prep.examples),
         base_model_path=prep.base_path,
         is_main_process=bool(accelerator.is_main_process),
+        cpu_threads=choice.threads if choice is not None else None,
+        cpu_threads_reason=choice.reason if choice is not None else None,
     )
 
 

@@ -61,14 +61,18 @@ def _logits(model: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def trained(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    import torch
+
     from qlora_eval.train.loop import train
 
     root = tmp_path_factory.mktemp("train")
     data = _data(root / "data.jsonl")
     config = _config(tiny_llama_dir, data, root / "run")
     captured: dict[str, Any] = {}
+    threads_before = torch.get_num_threads()
     result = train(config, progress=False, on_end=lambda m: captured.update(logits=_logits(m)))
-    return {"config": config, "result": result, "logits": captured["logits"], "data": data, "root": root}
+    captured["threads_restored"] = torch.get_num_threads() == threads_before
+    return {"config": config, "result": result, "data": data, "root": root, **captured}
 
 
 def test_run_writes_adapter_tokenizer_checkpoints(trained: dict[str, Any]) -> None:
@@ -80,6 +84,7 @@ def test_run_writes_adapter_tokenizer_checkpoints(trained: dict[str, Any]) -> No
         for name in ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng-rank0.pt", "state.json"):
             assert (ckpt / name).is_file(), (step, name)
     result = trained["result"]
+    assert trained["threads_restored"]  # the run's CPU thread choice does not leak to the caller
     assert result.steps == 4 and len(result.losses) == 4
     assert result.layer_classes == {"bitsandbytes.nn.modules.Linear4bit": 14}
     assert result.tokens_per_second > 0 and result.peak_memory_bytes > 0
@@ -150,6 +155,8 @@ def test_card_plot_and_json(trained: dict[str, Any]) -> None:
     assert [s["loss"] for s in data["steps"]] == result.losses
     assert data["results"]["peak_memory_bytes"] > 0 and data["results"]["tokens_per_second"] > 0
     assert card(config, result)["hardware"]["cpu_count"]
+    # the CPU run's thread count is recorded with the reason it was chosen
+    assert data["results"]["cpu_threads"] >= 1 and "cores" in data["results"]["cpu_threads_reason"]
     png = write_loss_plot(result, Path(config.output_dir) / PLOT_FILE, "t")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(summary_json(result)) == {"losses", "steps", "tokens_per_second", "peak_memory_bytes"}
