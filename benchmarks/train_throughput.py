@@ -103,10 +103,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         optimizer_step,
     )
     from qlora_eval.train.model import add_lora, quantized_layer_classes, torch_dtype
+    from qlora_eval.train.threads import current_choice
 
     accelerator = make_accelerator()
     device = accelerator.device
     compute = "bfloat16" if device.type == "cuda" else "float32"
+    threads = None
+    if device.type == "cpu":  # as the trainer: no more torch threads than idle cores
+        threads = current_choice(None)
+        torch.set_num_threads(threads.threads)
     results = []
     for batch_size in args.batch_sizes:
         config = make_config(
@@ -190,6 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "recipe": f"NF4 + double quant, bf16 compute/autocast, LoRA r={args.lora_r} alpha=16 on all linear layers, "
         "gradient checkpointing (non-reentrant), paged_adamw_32bit, max_grad_norm 0.3",
         "device": str(device),
+        "cpu_threads": None if threads is None else {"threads": threads.threads, "reason": threads.reason},
         "results": results,
         "reference_plain_transformers_peft_bnb": {
             "batch_1": {"tokens_per_second": 2975, "peak_gib": 7.0},
