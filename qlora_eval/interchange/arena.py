@@ -12,18 +12,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from qlora_eval.errors import InputError
 from qlora_eval.interchange.base import (
     Format,
     Imported,
     ImportOptions,
     RecordKind,
     Row,
-    SourceFile,
     iter_json_array,
     iter_jsonl,
     read_text,
-    sha256_file,
 )
 from qlora_eval.types import Judgment, Order, Verdict, utc_now
 
@@ -59,9 +56,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
                 created_at=stamp,
             )
         )
-    if not judgments:
-        raise InputError("the file holds no battles; expected a JSON array or JSONL of battles", source=str(path))
-    return Imported(judgments=tuple(judgments), sources=(SourceFile(str(path), sha256_file(path), len(judgments)),))
+    return Imported.judgments_of_file(path, judgments, noun="battles", expected="a JSON array or JSONL of battles")
 
 
 def battle_dict(judgment: Judgment) -> dict[str, Any]:

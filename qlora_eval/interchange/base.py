@@ -88,6 +88,17 @@ class Imported:
         names |= {a.model for a in self.answers}
         return sorted(names)
 
+    @staticmethod
+    def judgments_of_file(path: Path, judgments: list[Judgment], *, noun: str, expected: str) -> Imported:
+        """The judgments read from one file, with its hash.
+
+        Raises:
+            InputError: naming the file, the ``noun`` it lacks and what was ``expected``, when it held none.
+        """
+        if not judgments:
+            raise InputError(f"the file holds no {noun}; expected {expected}", source=str(path))
+        return Imported(judgments=tuple(judgments), sources=(SourceFile(str(path), sha256_file(path), len(judgments)),))
+
 
 @dataclass(frozen=True)
 class Format:

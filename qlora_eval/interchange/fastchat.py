@@ -11,17 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qlora_eval.errors import InputError
 from qlora_eval.interchange.base import (
     Format,
     Imported,
     ImportOptions,
     RecordKind,
     Row,
-    SourceFile,
     iter_jsonl,
     read_text,
-    sha256_file,
 )
 from qlora_eval.types import Judgment, Order, Verdict, utc_now
 
@@ -81,9 +78,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
                     created_at=stamp,
                 )
             )
-    if not judgments:
-        raise InputError("the file holds no judgments; expected one JSON object per line", source=str(path))
-    return Imported(judgments=tuple(judgments), sources=(SourceFile(str(path), sha256_file(path), len(judgments)),))
+    return Imported.judgments_of_file(path, judgments, noun="judgments", expected="one JSON object per line")
 
 
 FORMAT = Format(

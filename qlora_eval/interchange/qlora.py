@@ -22,10 +22,8 @@ from qlora_eval.interchange.base import (
     ImportOptions,
     RecordKind,
     Row,
-    SourceFile,
     iter_jsonl,
     read_text,
-    sha256_file,
 )
 from qlora_eval.types import Judgment, Order, Verdict, utc_now
 
@@ -119,9 +117,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
                 created_at=stamp,
             )
         )
-    if not judgments:
-        raise InputError("the file holds no reviews; expected one JSON object per line", source=str(path))
-    return Imported(judgments=tuple(judgments), sources=(SourceFile(str(path), sha256_file(path), len(judgments)),))
+    return Imported.judgments_of_file(path, judgments, noun="reviews", expected="one JSON object per line")
 
 
 FORMAT = Format(
