@@ -401,6 +401,17 @@ class Store:
             )
         return found
 
+    def answer_lengths(self, answer_keys: Iterable[str]) -> dict[str, int]:
+        """Answer key -> length in characters of the stored answer text (keys not stored are left out)."""
+        keys = sorted(set(answer_keys))
+        lengths: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.execute(f"SELECT answer_key, length(text) FROM answers WHERE answer_key IN ({marks})", chunk)
+            lengths.update({row[0]: int(row[1]) for row in rows})
+        return lengths
+
     def answers(self, *, models: Sequence[str] | None = None, prompt_set: str | None = None) -> list[Answer]:
         """Stored answers, optionally only of some models and one prompt set, oldest first."""
         sql = "SELECT * FROM answers WHERE 1=1"

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qlora_eval.errors import QloraEvalError
+from qlora_eval.store import Store
 from qlora_eval.types import Judgment
 
 log = logging.getLogger(__name__)
@@ -24,16 +25,9 @@ log = logging.getLogger(__name__)
 AGREEMENT_ROUNDS = 200
 
 
-def answer_length_table(store: Any, judgments: Sequence[Judgment]) -> dict[str, int]:
+def answer_length_table(store: Store, judgments: Sequence[Judgment]) -> dict[str, int]:
     """Answer key -> length in characters of the stored answers the judgments name."""
-    keys = sorted({k for j in judgments for k in (j.answer_a_key, j.answer_b_key) if k is not None})
-    lengths: dict[str, int] = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = store.execute(f"SELECT answer_key, length(text) FROM answers WHERE answer_key IN ({marks})", chunk)
-        lengths.update({row[0]: int(row[1]) for row in rows})
-    return lengths
+    return store.answer_lengths(k for j in judgments for k in (j.answer_a_key, j.answer_b_key) if k is not None)
 
 
 def diagnostics_document(result: Any, judgments: Sequence[Judgment], *, seed: int) -> dict[str, Any]:
