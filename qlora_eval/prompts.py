@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from qlora_eval import paths
 from qlora_eval.errors import ConfigError, InputError
 from qlora_eval.types import Message, Prompt, Role, canonical_json, sha256_text
 
@@ -108,7 +109,7 @@ def _package_prompts_dir() -> Path:
 
 def default_cache_dir() -> Path:
     """Where downloaded prompt files are kept: ``$QLORA_EVAL_CACHE/prompts`` or ``~/.cache/qlora-eval/prompts``."""
-    return Path(os.environ.get("QLORA_EVAL_CACHE", Path.home() / ".cache" / "qlora-eval")) / "prompts"
+    return paths.cache_dir() / "prompts"
 
 
 def load_manifest(name: str) -> PromptSetManifest:

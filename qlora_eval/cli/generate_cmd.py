@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
+from qlora_eval import paths
 from qlora_eval.errors import ConfigError
 from qlora_eval.models.spec import DEFAULT_REGISTRY, GRAMMAR, parse_model_spec
 from qlora_eval.store import DEFAULT_DB
 from qlora_eval.types import GenerationSettings
-
-DATA_ENV = "QLORA_EVAL_DATA"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=None,
-        help=f"folder with the real sets (default ${DATA_ENV}, else download)",
+        help=f"folder with the real sets (default ${paths.DATA_ENV}, else download)",
     )
     parser.add_argument("--prompt-field", default="text", help="user files: field holding the prompt (default text)")
     parser.add_argument("--id-field", default=None, help="user files: field holding the id (default: row numbers)")
@@ -73,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    data_dir = args.data_dir
-    if data_dir is None and os.environ.get(DATA_ENV):
-        data_dir = Path(os.environ[DATA_ENV])
+    data_dir = paths.data_dir(args.data_dir)
     prompt_set = load_prompt_set(
         args.prompts,
         data_dir=data_dir,

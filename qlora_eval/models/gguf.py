@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from qlora_eval import paths
 from qlora_eval.errors import MissingDependencyError
 from qlora_eval.models.spec import ModelSpec
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def cache_dir() -> Path:
     """Where converted models live: ``$QLORA_EVAL_CACHE`` or ``~/.cache/qlora-eval``."""
-    return Path(os.environ.get("QLORA_EVAL_CACHE", Path.home() / ".cache" / "qlora-eval"))
+    return paths.cache_dir()
 
 
 def find_package_file(package: str, filename: str) -> Path:
