@@ -317,3 +317,69 @@ class Rating:
             "losses": self.losses,
             "ties": self.ties,
         }
+
+
+@dataclass(frozen=True)
+class RelativeJudgment:
+    """One call of the relative protocol: the judge scored each of the two shown answers (the paper: 1 to 10).
+
+    A record of its own, not a ``Judgment``: a pair of scores is not a pairwise verdict, and keeping the two
+    apart (their own store table) means Elo/Bradley-Terry rankings can never read score pairs by mistake.
+
+    Attributes:
+        judge: judge id, e.g. ``gpt-4``.
+        model_a: the model whose answer was shown first (position 1); model_b: shown second.
+        prompt_set, prompt_id: which prompt.
+        scores: (score of the answer shown first, score of the answer shown second); ``None`` when the
+            judge's reply could not be parsed: an INVALID call, counted and never scored.
+        order: FORWARD or SWAPPED relative to the alphabetical pair order.
+        template_hash: sha256 of the judge prompt template ("" for imports without one).
+        answer_a_key, answer_b_key: keys of the stored answers that were shown.
+        rationale: the judge's reply.
+        settings: judge sampling settings.
+        cost_usd, latency_s, prompt_tokens, completion_tokens: what the call cost.
+        source: where an imported judgment came from (``file:line``), if imported.
+    """
+
+    judge: str
+    model_a: str
+    model_b: str
+    prompt_set: str
+    prompt_id: str
+    scores: tuple[float, float] | None
+    order: Order
+    template_hash: str = ""
+    answer_a_key: str | None = None
+    answer_b_key: str | None = None
+    rationale: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    latency_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    source: str | None = None
+    created_at: str = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        if self.model_a == self.model_b:
+            raise ValueError(f"a judgment needs two different models, got {self.model_a!r} twice")
+
+    @property
+    def is_invalid(self) -> bool:
+        """True when the reply had no parsable score pair (counted, never scored)."""
+        return self.scores is None
+
+    @property
+    def judgment_key(self) -> str:
+        """The content key: the same relative call on the same inputs always maps to the same key."""
+        return content_key(
+            "relative",
+            self.judge,
+            self.template_hash,
+            self.prompt_set,
+            self.prompt_id,
+            self.answer_a_key or self.model_a,
+            self.answer_b_key or self.model_b,
+            self.order.value,
+            self.settings,
+        )
