@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qlora_eval.errors import QloraEvalError
 from qlora_eval.store import Store
 from qlora_eval.types import Judgment
+from qlora_eval.workflows.document import Diagnostics
+
+if TYPE_CHECKING:
+    from qlora_eval.rating import RankingResult
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,17 @@ def answer_length_table(store: Store, judgments: Sequence[Judgment]) -> dict[str
     return store.answer_lengths(k for j in judgments for k in (j.answer_a_key, j.answer_b_key) if k is not None)
 
 
-def diagnostics_document(result: Any, judgments: Sequence[Judgment], *, seed: int) -> dict[str, Any]:
-    """The ``diagnostics`` key: position bias and length preference of ``result``, agreement between judges."""
+def judge_diagnostics(
+    result: RankingResult, judgments: Sequence[Judgment], *, seed: int, judge: str | None = None
+) -> Diagnostics:
+    """The ``diagnostics`` key: position bias and length preference of ``result``, agreement between judges.
+
+    Args:
+        result: the ranking whose position bias and length preference are reported.
+        judgments: every judgment to compare judges on (a tournament adds the store's other judges).
+        seed: seed of each judge's own Elo ranking (for the rank correlations).
+        judge: the tournament's judge, recorded first (None for ``rank``).
+    """
     import numpy as np
 
     from qlora_eval.judge.diagnostics import judge_agreement
@@ -50,8 +63,9 @@ def diagnostics_document(result: Any, judgments: Sequence[Judgment], *, seed: in
                 continue
             ratings[judge] = {r.model: r.rating for r in ranked.ratings}
         agreements = [a.to_dict() for a in judge_agreement(judgments, ratings)]
-    return {
-        "position_bias": result.bias.to_dict(),
-        "length_preference": result.length.to_dict() if result.length is not None else None,
-        "agreement": agreements,
-    }
+    return Diagnostics(
+        position_bias=result.bias.to_dict(),
+        length_preference=result.length.to_dict() if result.length is not None else None,
+        agreement=tuple(agreements),
+        judge=judge,
+    )
