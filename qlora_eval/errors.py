@@ -53,8 +53,12 @@ class ConvergenceError(QloraEvalError):
     """A numerical fit (Bradley-Terry) did not converge."""
 
 
-class BudgetExceededError(QloraEvalError):
-    """Spending more would cross the user's ``--budget-usd``."""
+class TrainingDivergedError(QloraEvalError):
+    """Training produced a non-finite loss (NaN or infinity); the message says at which step and what to try."""
+
+
+class InternalError(QloraEvalError):
+    """An invariant of qlora-eval itself broke (a bug, not bad input); the message says which, please report it."""
 
 
 class DeviceError(QloraEvalError):

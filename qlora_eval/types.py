@@ -114,10 +114,6 @@ class GenerationSettings:
             "do_sample": self.do_sample,
         }
 
-    @property
-    def settings_hash(self) -> str:
-        return content_key(self.to_dict())
-
 
 @dataclass(frozen=True)
 class Answer:

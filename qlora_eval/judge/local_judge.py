@@ -24,6 +24,9 @@ import numpy as np
 
 from qlora_eval.errors import ConfigError
 from qlora_eval.judge.base import Budget, Judge, JudgeOutcome, JudgeRequest
+from qlora_eval.judge.kind import JudgeKind, JudgeSpec
+from qlora_eval.judge.options import JudgeOptions
+from qlora_eval.judge.pricing import Price, PriceTable
 from qlora_eval.judge.templates import JudgeTemplate
 from qlora_eval.types import Verdict
 
@@ -132,3 +135,34 @@ def _renormalise(logprobs: np.ndarray) -> np.ndarray:
     """Probabilities over the candidates from their log-probabilities (softmax, numerically stable)."""
     shifted = np.exp(logprobs - logprobs.max())
     return np.asarray(shifted / shifted.sum())
+
+
+# -- the kind ----------------------------------------------------------------------------------------------
+
+
+def _parse(text: str, rest: str) -> JudgeSpec:
+    from qlora_eval.models.spec import parse_model_spec
+
+    parse_model_spec(rest)  # fail now, with the model grammar, rather than after generating answers
+    return JudgeSpec(text=text, kind=KIND, target=rest)
+
+
+def _build(spec: JudgeSpec, options: JudgeOptions, price: Price | None) -> Judge:
+    return LocalJudge(spec.target, batch_size=options.local_batch_size)
+
+
+def _price(spec: JudgeSpec, table: PriceTable) -> Price:
+    return Price(0.0, 0.0)  # a model in this process costs no money
+
+
+KIND = JudgeKind(
+    name="local",
+    grammar="local:MODEL_SPEC              a local transformers model voting by next-token probabilities "
+    "(e.g. local:smollm2-135m)",
+    parse=_parse,
+    settings=lambda spec, options: local_judge_settings(spec.target),
+    price=_price,
+    completion_tokens=lambda options: 1,  # one next-token distribution per call
+    build=_build,
+    runs_locally=True,
+)

@@ -1,35 +1,42 @@
 """A judge behind any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, ``transformers serve``).
 
-Reliability is ours, not the client's (the client runs with ``max_retries=0``): each call gets a timeout;
-429s wait for ``Retry-After`` (or the backoff, whichever is longer); 5xx, timeouts, connection errors and
-malformed responses retry with exponential backoff plus jitter from an explicit random generator; after the
-retry budget the request becomes a recorded failure (with the last error) that the next run retries. A reply
-without a verdict on its last line is re-asked once; if the second reply has none either, the judgment is
-stored as INVALID with both raw replies as its rationale. Errors no retry can fix (bad key, unknown model,
-rejected request) stop the run.
+Reliability is the shared client's (:mod:`qlora_eval.models.openai_client`): timeouts, retries with backoff
+plus jitter from an explicit random generator, Retry-After in all its forms. After the retry budget the request
+becomes a recorded failure (with the last error) that the next run retries. A reply without a verdict on its
+last line is re-asked once; if the second reply has none either, the judgment is stored as INVALID with both raw
+replies as its rationale. Errors no retry can fix (bad key, unknown model, rejected request) stop the run.
+
+The kind ``openai`` (spec ``openai:MODEL[?base_url=URL]``) is registered by :data:`KIND`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import math
-import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from qlora_eval.errors import BackendError, ConfigError, MissingDependencyError
+from qlora_eval.errors import ConfigError
 from qlora_eval.judge.base import CHARS_PER_TOKEN, Budget, Judge, JudgeOutcome, JudgeRequest
+from qlora_eval.judge.kind import JudgeKind, JudgeSpec
+from qlora_eval.judge.options import JudgeOptions
 from qlora_eval.judge.parse import parse_verdict
-from qlora_eval.judge.pricing import Price, estimate_tokens
+from qlora_eval.judge.pricing import Price, PriceTable, estimate_tokens
+from qlora_eval.models.openai_client import ChatReply, OpenAIClient, RetriesExhausted, RetryPolicy, resolve_api_key
 from qlora_eval.types import Message, Role, Verdict
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "KIND",
+    "REASK_MESSAGE",
+    "OpenAIJudge",
+    "RetryPolicy",
+    "estimate_call_usd",
+    "estimate_prompt_tokens",
+    "openai_judge_settings",
+]
 
 #: The follow-up sent once when a reply does not end with a verdict line.
 REASK_MESSAGE = (
@@ -38,8 +45,6 @@ REASK_MESSAGE = (
 )
 #: Tokens a chat message costs beyond its text (role markers); part of the pre-call estimate.
 _MESSAGE_OVERHEAD_TOKENS = 4
-#: The longest Retry-After honoured (a server asking for more is waited on this long, then tried again).
-_RETRY_AFTER_MAX_S = 600.0
 
 
 def openai_judge_settings(model: str, temperature: float, max_tokens: int) -> dict[str, Any]:
@@ -61,34 +66,10 @@ def estimate_call_usd(price: Price | None, messages: Sequence[Message], max_toke
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How a call is retried.
-
-    Attributes:
-        max_attempts: calls per request before it is recorded as failed (first try included).
-        timeout_s: seconds one HTTP call may take.
-        backoff_base_s: the first backoff; attempt n waits ``base * 2**(n-1)``, times a jitter in [1, 1.5).
-        backoff_max_s: the cap on one backoff wait (a 429's ``Retry-After`` is honoured beyond it).
-    """
-
-    max_attempts: int = 6
-    timeout_s: float = 120.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigError(f"max attempts must be >= 1, got {self.max_attempts}")
-        if self.timeout_s <= 0 or self.backoff_base_s < 0 or self.backoff_max_s < 0:
-            raise ConfigError("timeouts and backoff times must be positive")
-
-
-@dataclass(frozen=True)
 class _Reply:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    estimated_usage: bool
 
 
 class _CallFailed(Exception):
@@ -99,7 +80,7 @@ class _CallFailed(Exception):
 
 
 class OpenAIJudge(Judge):
-    """Judges through the chat-completions API with our own retry loop.
+    """Judges through the chat-completions API, through the shared :class:`OpenAIClient`.
 
     Args:
         model: the model name sent to the server (``gpt-4``).
@@ -111,6 +92,7 @@ class OpenAIJudge(Judge):
         rng: the source of backoff jitter.
         judge_id: recorded with every judgment; default ``openai:MODEL``.
         sleep: how to wait (tests pass a recorder).
+        clock: the current time, for HTTP-date Retry-After values (tests pass a fixed one).
     """
 
     def __init__(
@@ -126,6 +108,7 @@ class OpenAIJudge(Judge):
         rng: np.random.Generator | None = None,
         judge_id: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if temperature < 0:
             raise ConfigError(f"judge temperature must be >= 0, got {temperature}")
@@ -133,11 +116,6 @@ class OpenAIJudge(Judge):
             raise ConfigError(f"judge max tokens must be >= 1, got {max_tokens}")
         if concurrency < 1:
             raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
-        try:
-            import openai
-        except ImportError as exc:
-            raise MissingDependencyError("openai", "pip install 'qlora-eval[openai]'", "an openai: judge") from exc
-        self._openai = openai
         self.model = model
         self.base_url = base_url
         self.price = price
@@ -147,18 +125,23 @@ class OpenAIJudge(Judge):
         self.batch_size = 1
         self.retry = retry or RetryPolicy()
         self.judge_id = judge_id or f"openai:{model}"
-        self._rng = rng if rng is not None else np.random.default_rng(0)
-        self._rng_lock = threading.Lock()
-        self._sleep = sleep
-        api_key = os.environ.get("OPENAI_API_KEY")
-        if api_key is None:
-            if base_url is None:
-                raise ConfigError(
-                    "the openai judge needs an API key: export OPENAI_API_KEY=... (or use a local judge, "
-                    "e.g. --judge local:smollm2-135m)"
-                )
-            api_key = "not-needed"  # local OpenAI-compatible servers accept any key
-        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=self.retry.timeout_s)
+        api_key = resolve_api_key(
+            None,
+            base_url,
+            keyless_local=True,
+            missing_hint="the openai judge needs an API key: export OPENAI_API_KEY=... (or use a local judge, "
+            "e.g. --judge local:smollm2-135m)",
+        )
+        self._client = OpenAIClient(
+            base_url=base_url,
+            api_key=api_key,
+            retry=self.retry,
+            concurrency=concurrency,
+            rng=rng if rng is not None else np.random.default_rng(0),
+            sleep=sleep,
+            clock=clock,
+            purpose="judge",
+        )
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -224,86 +207,76 @@ class OpenAIJudge(Judge):
     def _cost(self, reply: _Reply) -> float:
         return self.price.cost(reply.prompt_tokens, reply.completion_tokens) if self.price else 0.0
 
-    def _backoff(self, attempt: int) -> float:
-        with self._rng_lock:
-            jitter = 1.0 + 0.5 * float(self._rng.random())
-        return min(self.retry.backoff_max_s, self.retry.backoff_base_s * 2 ** (attempt - 1) * jitter)
-
     def _call(self, messages: Sequence[Message]) -> tuple[_Reply, int]:
-        """One completion, retried; returns the reply and the number of HTTP calls it took."""
-        openai = self._openai
-        last_error = "no attempt was made"
-        for attempt in range(1, self.retry.max_attempts + 1):
-            wait_s = self._backoff(attempt)
-            try:
-                response = self._client.chat.completions.create(
-                    model=self.model,
-                    messages=[m.to_dict() for m in messages],  # type: ignore[misc]
-                    temperature=self.temperature,
-                    max_tokens=self.max_tokens,
-                    timeout=self.retry.timeout_s,
-                )
-                return self._reply(response, messages), attempt
-            except openai.RateLimitError as exc:
-                retry_after = _retry_after_s(exc.response.headers)
-                last_error = f"HTTP 429 rate limited: {exc.message}"
-                if retry_after is not None:
-                    # The server knows when it will accept us again; waiting less only earns another 429.
-                    wait_s = min(retry_after, _RETRY_AFTER_MAX_S)
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise BackendError(
-                    f"the judge server {self._where()} refused the API key (HTTP {exc.status_code}): {exc.message}; "
-                    "check OPENAI_API_KEY"
-                ) from exc
-            except (openai.NotFoundError, openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                raise BackendError(
-                    f"the judge server {self._where()} rejected the request for model {self.model!r} "
-                    f"(HTTP {exc.status_code}): {exc.message}; check the judge spec's model name and base_url"
-                ) from exc
-            except openai.APITimeoutError:
-                last_error = f"timed out after {self.retry.timeout_s:g} s"
-            except openai.APIConnectionError as exc:
-                last_error = f"cannot connect to {self._where()}: {exc}"
-            except openai.APIStatusError as exc:
-                last_error = f"HTTP {exc.status_code}: {exc.message}"
-            except (json.JSONDecodeError, openai.APIResponseValidationError, _MalformedResponse) as exc:
-                last_error = f"malformed response: {exc}"
-            if attempt < self.retry.max_attempts:
-                log.info("judge call attempt %d failed (%s); retrying in %.2f s", attempt, last_error, wait_s)
-                self._sleep(wait_s)
-        raise _CallFailed(f"{last_error} (gave up after {self.retry.max_attempts} attempts)", self.retry.max_attempts)
-
-    def _reply(self, response: Any, messages: Sequence[Message]) -> _Reply:
+        """One completion through the client; returns the reply and the number of HTTP calls it took."""
         try:
-            text = response.choices[0].message.content
-        except (AttributeError, IndexError, TypeError) as exc:
-            raise _MalformedResponse(f"no choices[0].message.content in {str(response)[:200]!r}") from exc
-        if not isinstance(text, str):
-            raise _MalformedResponse(f"choices[0].message.content is {type(text).__name__}, not text")
-        usage = getattr(response, "usage", None)
-        if usage is not None and usage.prompt_tokens is not None and usage.completion_tokens is not None:
-            return _Reply(text, int(usage.prompt_tokens), int(usage.completion_tokens), False)
+            reply = self._client.chat(
+                self.model,
+                [m.to_dict() for m in messages],
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+            )
+        except RetriesExhausted as exc:
+            raise _CallFailed(exc.error, exc.attempts) from exc
+        return self._usage(reply, messages), reply.attempts
+
+    def _usage(self, reply: ChatReply, messages: Sequence[Message]) -> _Reply:
+        if reply.prompt_tokens is not None and reply.completion_tokens is not None:
+            return _Reply(reply.text, reply.prompt_tokens, reply.completion_tokens)
         # The server reported no usage: estimate it the way --dry-run does, so costs are never silently 0.
-        return _Reply(text, self.estimate_prompt_tokens(messages), estimate_tokens(len(text), CHARS_PER_TOKEN), True)
-
-    def _where(self) -> str:
-        return self.base_url or "api.openai.com"
+        return _Reply(reply.text, estimate_prompt_tokens(messages), estimate_tokens(len(reply.text), CHARS_PER_TOKEN))
 
 
-class _MalformedResponse(Exception):
-    pass
+# -- the kind ----------------------------------------------------------------------------------------------
 
 
-def _retry_after_s(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds); None when absent or not a number."""
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
+def _parse(text: str, rest: str) -> JudgeSpec:
+    from urllib.parse import parse_qsl
+
+    from qlora_eval.judge.registry import judge_grammar
+
+    model, _, query = rest.partition("?")
+    options: dict[str, str] = {}
+    if query:
         try:
-            seconds = float(value) / scale
-        except ValueError:
-            continue  # an HTTP date: rare from APIs; the backoff applies instead
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    return None
+            options = dict(parse_qsl(query, strict_parsing=True))
+        except ValueError as exc:
+            raise ConfigError(
+                f"bad judge spec {text!r}: options must be key=value ({exc})\n{judge_grammar()}"
+            ) from exc
+    unknown = sorted(set(options) - {"base_url"})
+    if unknown or not model:
+        problem = f"unknown options {unknown}" if unknown else "the model name is empty"
+        raise ConfigError(f"bad judge spec {text!r}: {problem}\n{judge_grammar()}")
+    return JudgeSpec(text=text, kind=KIND, target=model, base_url=options.get("base_url"))
+
+
+def _build(spec: JudgeSpec, options: JudgeOptions, price: Price | None) -> Judge:
+    return OpenAIJudge(
+        spec.target,
+        base_url=spec.base_url,
+        price=price,
+        temperature=options.temperature,
+        max_tokens=options.max_tokens,
+        concurrency=options.concurrency,
+        retry=options.retry,
+        rng=np.random.default_rng(options.seed),
+        judge_id=spec.judge_id,
+    )
+
+
+def _price(spec: JudgeSpec, table: PriceTable) -> Price | None:
+    return table.get(spec.target)
+
+
+KIND = JudgeKind(
+    name="openai",
+    grammar="openai:MODEL[?base_url=URL]   any OpenAI-compatible server (default openai:gpt-4; key from "
+    "OPENAI_API_KEY)",
+    parse=_parse,
+    settings=lambda spec, options: openai_judge_settings(spec.target, options.temperature, options.max_tokens),
+    price=_price,
+    completion_tokens=lambda options: options.max_tokens,
+    build=_build,
+    runs_locally=False,
+)

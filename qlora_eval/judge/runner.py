@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from qlora_eval.errors import InternalError
 from qlora_eval.judge.base import Budget, Judge, JudgeOutcome, JudgeRequest
 from qlora_eval.store import Store
 from qlora_eval.types import Verdict
@@ -163,7 +164,26 @@ def run_judge(
     )
 
 
+def check_key(outcome: JudgeOutcome) -> None:
+    """Make sure a judgment is stored under the key its request was planned (and looked up) with.
+
+    The plan keys a call with the spec's settings, the judge records its own; if the two ever differ, the
+    stored judgment would never be found again and every rerun would pay for the call once more.
+
+    Raises:
+        InternalError: the keys differ (a bug: the judge's settings drifted from its kind's settings).
+    """
+    judgment = outcome.judgment
+    if judgment is not None and judgment.judgment_key != outcome.request.key:
+        raise InternalError(
+            f"judge {judgment.judge!r} returned a judgment whose content key {judgment.judgment_key[:12]}... differs "
+            f"from its request's key {outcome.request.key[:12]}... (settings recorded: {judgment.settings}); it would "
+            "be paid for again on every run. This is a bug in qlora-eval; please report it."
+        )
+
+
 def _store_outcome(store: Store, outcome: JudgeOutcome, run_id: int | None, judge_id: str) -> None:
+    check_key(outcome)
     if outcome.judgment is not None:
         store.add_judgments([outcome.judgment], run_id=run_id)
         return

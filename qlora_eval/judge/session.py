@@ -8,68 +8,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import numpy as np
+from dataclasses import dataclass
 
 from qlora_eval.errors import ConfigError
 from qlora_eval.judge.base import Budget, Judge
-from qlora_eval.judge.local_judge import local_judge_settings
-from qlora_eval.judge.openai_judge import (
-    RetryPolicy,
-    estimate_call_usd,
-    estimate_prompt_tokens,
-    openai_judge_settings,
-)
+from qlora_eval.judge.kind import JudgeSpec
+from qlora_eval.judge.openai_judge import estimate_call_usd, estimate_prompt_tokens
+from qlora_eval.judge.options import JudgeOptions
 from qlora_eval.judge.plan import JudgePlan, plan_judgments
 from qlora_eval.judge.pricing import Price, PriceTable, load_prices
 from qlora_eval.judge.runner import JudgeRunSummary, run_judge
-from qlora_eval.judge.spec import JudgeKind, JudgeSpec
 from qlora_eval.judge.templates import TemplateSet, load_templates
 from qlora_eval.store import Store
-from qlora_eval.types import Answer, Prompt
+from qlora_eval.types import Answer, Message, Prompt
+
+__all__ = [
+    "Estimate",
+    "JudgeOptions",
+    "estimate",
+    "estimate_messages",
+    "judge",
+    "make_judge",
+    "plan",
+    "price_for",
+    "run_judge_empty",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JudgeOptions:
-    """How to judge (every field that changes verdicts is recorded in the judgments' settings).
-
-    Attributes:
-        temperature, max_tokens: the openai judge's sampling (a local judge reads one token and ignores them).
-        concurrency: openai calls in flight at once.
-        budget_usd: stop before spending more than this (None: no limit).
-        prices_path: a user price table on top of the shipped one.
-        retry: the openai judge's retry policy.
-        seed: seeds the backoff jitter.
-        pairs: the pairing scheme.
-        local_batch_size: prompts per forward pass of a local judge (None: 1 on a CPU, 8 on a GPU).
-        template_dir: a folder with judge templates and their manifest (default: the shipped ones).
-    """
-
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    concurrency: int = 4
-    budget_usd: float | None = None
-    prices_path: Path | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    seed: int = 0
-    pairs: str = "all"
-    local_batch_size: int | None = None
-    template_dir: Path | None = None
-
-    def __post_init__(self) -> None:
-        if self.budget_usd is not None and self.budget_usd < 0:
-            raise ConfigError(f"--budget-usd must be >= 0, got {self.budget_usd}")
-        if self.concurrency < 1:
-            raise ConfigError(f"--concurrency must be >= 1, got {self.concurrency}")
-        if self.max_tokens < 1:
-            raise ConfigError(f"--max-tokens must be >= 1, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
 
 
 @dataclass(frozen=True)
@@ -91,13 +56,6 @@ class Estimate:
     priced: bool
 
 
-def settings_for(spec: JudgeSpec, options: JudgeOptions) -> dict[str, Any]:
-    """The judge settings recorded with each judgment (and part of its key)."""
-    if spec.kind is JudgeKind.LOCAL:
-        return local_judge_settings(spec.target)
-    return openai_judge_settings(spec.target, options.temperature, options.max_tokens)
-
-
 def price_for(spec: JudgeSpec, options: JudgeOptions) -> tuple[Price | None, PriceTable]:
     """The judge's price (None if unknown; local judges cost 0) and the table it came from.
 
@@ -105,9 +63,7 @@ def price_for(spec: JudgeSpec, options: JudgeOptions) -> tuple[Price | None, Pri
         ConfigError: when a budget is set but the model has no price (a budget cannot be kept blind).
     """
     table = load_prices(options.prices_path)
-    if spec.kind is JudgeKind.LOCAL:
-        return Price(0.0, 0.0), table
-    price = table.get(spec.target)
+    price = spec.kind.price(spec, table)
     if price is None and options.budget_usd is not None:
         raise ConfigError(
             f"--budget-usd needs the price of judge model {spec.target!r}, which the price table "
@@ -133,7 +89,7 @@ def plan(
         answers=answers,
         models=models,
         judge_id=spec.judge_id,
-        judge_settings=settings_for(spec, options),
+        judge_settings=spec.settings(options),
         templates=templates or load_templates(options.template_dir),
         is_stored=store.has_judgment,
         pairs=options.pairs,
@@ -142,21 +98,25 @@ def plan(
 
 def estimate(plan_: JudgePlan, spec: JudgeSpec, options: JudgeOptions) -> Estimate:
     """Price a plan without calling anything."""
+    return estimate_messages([r.messages for r in plan_.requests], spec, options)
+
+
+def estimate_messages(calls: Sequence[Sequence[Message]], spec: JudgeSpec, options: JudgeOptions) -> Estimate:
+    """Price judge calls given by their rendered messages (a plan's, or a dry run's with placeholder answers).
+
+    Returns:
+        The estimate; ``spec.kind.runs_locally`` tells a free local judge from a paid one, ``priced`` whether
+        the price table knows the model.
+    """
     price, _ = price_for(spec, options)
-    prompt_tokens = sum(estimate_prompt_tokens(r.messages) for r in plan_.requests)
-    completion = options.max_tokens * len(plan_.requests) if spec.kind is JudgeKind.OPENAI else len(plan_.requests)
-    cost = sum(estimate_call_usd(price, r.messages, options.max_tokens) for r in plan_.requests)
-    return Estimate(len(plan_.requests), prompt_tokens, completion, cost, price is not None)
+    per_call = spec.kind.completion_tokens(options)
+    prompt_tokens = sum(estimate_prompt_tokens(messages) for messages in calls)
+    cost = sum(estimate_call_usd(price, messages, per_call) for messages in calls)
+    return Estimate(len(calls), prompt_tokens, per_call * len(calls), cost, price is not None)
 
 
 def make_judge(spec: JudgeSpec, options: JudgeOptions) -> Judge:
     """Build the judge a spec names (loads the local model / creates the API client)."""
-    if spec.kind is JudgeKind.LOCAL:
-        from qlora_eval.judge.local_judge import LocalJudge
-
-        return LocalJudge(spec.target, batch_size=options.local_batch_size)
-    from qlora_eval.judge.openai_judge import OpenAIJudge
-
     price, table = price_for(spec, options)
     if price is None:
         log.warning(
@@ -164,17 +124,7 @@ def make_judge(spec: JudgeSpec, options: JudgeOptions) -> Judge:
             spec.target,
             ", ".join(table.sources),
         )
-    return OpenAIJudge(
-        spec.target,
-        base_url=spec.base_url,
-        price=price,
-        temperature=options.temperature,
-        max_tokens=options.max_tokens,
-        concurrency=options.concurrency,
-        retry=options.retry,
-        rng=np.random.default_rng(options.seed),
-        judge_id=spec.judge_id,
-    )
+    return spec.kind.build(spec, options, price)
 
 
 def judge(

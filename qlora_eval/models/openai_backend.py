@@ -4,26 +4,26 @@ The API key comes from the ``api_key`` argument or the ``OPENAI_API_KEY`` enviro
 servers that check no key still need the variable set to some value (``OPENAI_API_KEY=local``), so that
 a missing key is always a deliberate choice, never a silent default.
 
-Failures: connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff
-(``base_delay_s * 2**attempt``, ``max_retries`` times); then, or at once for other HTTP errors
-(400, 401, 404, ...), a :class:`~qlora_eval.errors.BackendError` says what failed and what to check.
+Calls go through the shared :class:`~qlora_eval.models.openai_client.OpenAIClient` (timeouts, retries with
+backoff and jitter, Retry-After). When the retries run out, or at once for errors no retry fixes (400, 401,
+404, a reply that is not a completion), a :class:`~qlora_eval.errors.BackendError` says what failed and what
+to check.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from qlora_eval.errors import BackendError, ConfigError, MissingDependencyError
+import numpy as np
+
+from qlora_eval.errors import BackendError, ConfigError
 from qlora_eval.models.base import ChatModel, Completion, is_greedy
+from qlora_eval.models.openai_client import OpenAIClient, RetriesExhausted, RetryPolicy, resolve_api_key
 from qlora_eval.models.spec import Backend, ModelSpec
 from qlora_eval.types import GenerationSettings, Message
-
-log = logging.getLogger(__name__)
 
 
 class OpenAIChatModel(ChatModel):
@@ -33,9 +33,10 @@ class OpenAIChatModel(ChatModel):
         spec: an ``openai:MODEL?base_url=URL`` spec (no ``base_url``: api.openai.com).
         api_key: the key; ``None`` reads ``OPENAI_API_KEY``.
         max_retries: retries after the first attempt for retryable failures.
-        base_delay_s: the first backoff delay; it doubles each retry.
+        base_delay_s: the first backoff delay; it doubles each retry (times a jitter in [1, 1.5)).
         timeout_s: per-request timeout.
         concurrency: requests in flight at once within a batch.
+        seed: seeds the backoff jitter.
     """
 
     def __init__(
@@ -47,25 +48,31 @@ class OpenAIChatModel(ChatModel):
         base_delay_s: float = 1.0,
         timeout_s: float = 120.0,
         concurrency: int = 8,
+        seed: int = 0,
     ) -> None:
         if spec.backend is not Backend.OPENAI:
             raise ConfigError(f"OpenAIChatModel needs an openai: spec, got {spec.text!r}")
-        try:
-            import openai
-        except ImportError as exc:
-            raise MissingDependencyError("openai", "pip install 'qlora-eval[openai]'", "the openai backend") from exc
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        if not key:
-            raise ConfigError(
-                f"model {spec.text!r} needs an API key: set OPENAI_API_KEY "
-                "(for a local server that checks none, any value works, e.g. OPENAI_API_KEY=local)"
-            )
+        key = resolve_api_key(
+            api_key,
+            spec.base_url,
+            keyless_local=False,
+            missing_hint=f"model {spec.text!r} needs an API key: set OPENAI_API_KEY "
+            "(for a local server that checks none, any value works, e.g. OPENAI_API_KEY=local)",
+        )
         self.spec = spec
-        self.max_retries = max_retries
-        self.base_delay_s = base_delay_s
         self.concurrency = concurrency
-        # Retries are ours (own backoff and final message), so the client's are off.
-        self._client = openai.OpenAI(api_key=key, base_url=spec.base_url, max_retries=0, timeout=timeout_s)
+        # A reply that is not a completion is not retried here: a server that sends one usually sends it again.
+        retry = RetryPolicy(
+            max_attempts=max_retries + 1, timeout_s=timeout_s, backoff_base_s=base_delay_s, retry_malformed=False
+        )
+        self._client = OpenAIClient(
+            base_url=spec.base_url,
+            api_key=key,
+            retry=retry,
+            concurrency=concurrency,
+            rng=np.random.default_rng(seed),
+            purpose="model",
+        )
 
     @property
     def name(self) -> str:
@@ -73,7 +80,7 @@ class OpenAIChatModel(ChatModel):
 
     @property
     def endpoint(self) -> str:
-        return self.spec.base_url or "https://api.openai.com/v1"
+        return self._client.endpoint
 
     def generate(
         self,
@@ -90,8 +97,6 @@ class OpenAIChatModel(ChatModel):
 
     def _one(self, turns: Sequence[Message], settings: GenerationSettings, stop: Sequence[str]) -> Completion:
         request: dict[str, Any] = {
-            "model": self.spec.target,
-            "messages": [m.to_dict() for m in turns],
             "max_tokens": settings.max_new_tokens,
             "temperature": 0.0 if is_greedy(settings) else settings.temperature,
             "top_p": 1.0 if is_greedy(settings) else settings.top_p,
@@ -100,55 +105,22 @@ class OpenAIChatModel(ChatModel):
         if stop:
             request["stop"] = list(stop)
         start = time.perf_counter()
-        response = self.call_with_retries(lambda: self._client.chat.completions.create(**request))
+        try:
+            reply = self._client.chat(self.spec.target, [m.to_dict() for m in turns], **request)
+        except RetriesExhausted as exc:
+            last = exc.last
+            raise BackendError(
+                f"{self.endpoint} failed {exc.attempts} times for model {self.spec.target!r} "
+                f"(last error: {type(last).__name__}: {exc.error}). Is the server running and reachable at that "
+                "base_url?"
+            ) from last
         latency = time.perf_counter() - start
-        if not response.choices:
-            raise BackendError(f"{self.endpoint} returned no choices for model {self.spec.target!r}")
-        text = response.choices[0].message.content or ""
-        usage = response.usage
         return Completion(
-            text=text.strip(),
-            prompt_tokens=int(usage.prompt_tokens) if usage else 0,
-            completion_tokens=int(usage.completion_tokens) if usage else 0,
+            text=reply.text.strip(),
+            prompt_tokens=reply.prompt_tokens or 0,
+            completion_tokens=reply.completion_tokens or 0,
             latency_s=latency,
         )
-
-    def call_with_retries(self, call: Any) -> Any:
-        """Run ``call()``; retry connection errors, timeouts, 429 and 5xx with exponential backoff.
-
-        Raises:
-            BackendError: after the last retry, or at once for a non-retryable HTTP error.
-        """
-        import openai
-
-        last: Exception | None = None
-        for attempt in range(self.max_retries + 1):
-            try:
-                return call()
-            except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
-                last = exc
-            except openai.APIStatusError as exc:
-                if exc.status_code < 500:
-                    raise BackendError(
-                        f"{self.endpoint} refused the request for model {self.spec.target!r} "
-                        f"(HTTP {exc.status_code}): {exc.message}. Check the model name, OPENAI_API_KEY and base_url."
-                    ) from exc
-                last = exc
-            except (openai.APIError, ValueError) as exc:  # not a valid completion (bad JSON): retrying will not help
-                raise BackendError(
-                    f"{self.endpoint} sent an unusable reply for model {self.spec.target!r}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            if attempt < self.max_retries:
-                delay = self.base_delay_s * 2**attempt
-                log.warning(
-                    "%s failed (%s); retry %d/%d in %.1fs", self.endpoint, last, attempt + 1, self.max_retries, delay
-                )
-                time.sleep(delay)
-        raise BackendError(
-            f"{self.endpoint} failed {self.max_retries + 1} times for model {self.spec.target!r} "
-            f"(last error: {type(last).__name__}: {last}). Is the server running and reachable at that base_url?"
-        ) from last
 
     def close(self) -> None:
         self._client.close()
