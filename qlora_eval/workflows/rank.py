@@ -179,9 +179,7 @@ def rank_with_prior_fallback(
         return rank_battles(battles, method, rounds, rng, answer_lengths=lengths, prior=1.0), note
 
 
-def select(
-    judgments: Sequence[Judgment], judges: Sequence[str] | None, models: Sequence[str] | None
-) -> list[Judgment]:
+def select(judgments: Sequence[Judgment], judges: Sequence[str] | None, models: Sequence[str] | None) -> list[Judgment]:
     """Keep the judgments of the given judges, between the given models (None keeps all).
 
     Raises:
