@@ -7,6 +7,7 @@ This package is the only place in qlora-eval with SQL. Callers use the typed met
 * ``core``: opening (WAL, busy timeout, migration on open), the lock, ``atomic()`` transactions;
 * ``records``: prompts, models, answers, judgments, judge failures;
 * ``runs``: runs and benchmark results;
+* ``batches``: Batch API submissions and the judgment keys they hold in flight;
 * ``human``: raters, the admin token, rating tasks, assignments and votes.
 
 The store is safe to share between threads of one process (one connection behind a lock).
@@ -14,6 +15,7 @@ The store is safe to share between threads of one process (one connection behind
 
 from __future__ import annotations
 
+from qlora_eval.store.batches import BatchesMixin, BatchItem, BatchSubmission, SubmissionState
 from qlora_eval.store.core import DEFAULT_DB
 from qlora_eval.store.human import ADMIN_NAME, Assignment, Choice, HumanMixin, Rater, Task, VoteRecord
 from qlora_eval.store.records import JudgeFailure, RecordsMixin, StoredJudgment, StoredPrompt
@@ -22,7 +24,7 @@ from qlora_eval.store.runs import RunRecord, RunsMixin
 from qlora_eval.store.schema import MIGRATIONS, latest_version
 
 
-class Store(RecordsMixin, RunsMixin, HumanMixin, RelativeMixin):
+class Store(RecordsMixin, RunsMixin, HumanMixin, RelativeMixin, BatchesMixin):
     """A handle on one SQLite store file.
 
     Use as a context manager, or call ``close()``::
@@ -38,6 +40,8 @@ __all__ = [
     "MIGRATIONS",
     "AnswerRef",
     "Assignment",
+    "BatchItem",
+    "BatchSubmission",
     "Choice",
     "JudgeFailure",
     "Rater",
@@ -45,6 +49,7 @@ __all__ = [
     "Store",
     "StoredJudgment",
     "StoredPrompt",
+    "SubmissionState",
     "Task",
     "VoteRecord",
     "latest_version",

@@ -207,7 +207,32 @@ BEGIN SELECT RAISE(ABORT, 'judgments are append-only'); END;
 """
 
 # Ordered schema steps: (version reached, SQL script). Append new steps; never edit old ones.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2_SQL), (3, _V3_SQL)]
+# Batch API submissions (issue 16): which judgment keys are in flight, in which batch (store/batches.py).
+_V4_SQL = """
+CREATE TABLE batch_submissions (
+    submission_id TEXT PRIMARY KEY,
+    judge         TEXT NOT NULL,
+    endpoint      TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('intent', 'uploaded', 'submitted', 'collected', 'abandoned')),
+    file_id       TEXT,
+    batch_id      TEXT UNIQUE,
+    batch_status  TEXT,
+    note          TEXT,
+    summary       TEXT,
+    run_id        INTEGER,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE TABLE batch_items (
+    submission_id TEXT NOT NULL REFERENCES batch_submissions (submission_id),
+    judgment_key  TEXT NOT NULL,
+    request       TEXT NOT NULL,
+    PRIMARY KEY (submission_id, judgment_key)
+);
+CREATE INDEX batch_items_by_key ON batch_items (judgment_key);
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2_SQL), (3, _V3_SQL), (4, _V4_SQL)]
 
 
 def latest_version() -> int:
