@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qlora_eval.errors import ConfigError, InputError
-from qlora_eval.interchange import answers, arena, fastchat, jsonl, qlora
+from qlora_eval.interchange import answers, arena, fastchat, jsonl, qlora, qlora_generations, qlora_relative
 from qlora_eval.interchange.base import Format, Imported, ImportOptions, RecordKind, SourceFile
+from qlora_eval.interchange.rename import apply_renames, parse_renames
 
-FORMATS: dict[str, Format] = {m.FORMAT.name: m.FORMAT for m in (qlora, fastchat, arena, answers, jsonl)}
+FORMATS: dict[str, Format] = {
+    m.FORMAT.name: m.FORMAT
+    for m in (qlora, fastchat, arena, answers, jsonl, qlora_generations, qlora_relative)
+}
 
 __all__ = [
     "FORMATS",
@@ -27,6 +31,7 @@ __all__ = [
     "SourceFile",
     "expand_inputs",
     "get_format",
+    "parse_renames",
     "read_inputs",
 ]
 
@@ -84,6 +89,7 @@ def read_inputs(inputs: Sequence[str | Path], format_name: str, options: ImportO
         batch = batch + fmt.read(path, options)
     if batch.records == 0:
         raise InputError("the input holds no records")
+    batch = apply_renames(batch, options.renames)
     _check_consistent(batch)
     return batch
 

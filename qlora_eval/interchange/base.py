@@ -33,11 +33,16 @@ class ImportOptions:
 
     Attributes:
         prompt_set: the prompt set the records belong to; ``None`` means the format's default.
-        reviewer: the judge name that QLoRA review file names end with (``...-<reviewer>-reviewer.jsonl``).
+        reviewer: the judge name that QLoRA review file names end with (``...-<reviewer>-reviewer.jsonl``);
+            the judge of ``qlora-relative`` reviews.
+        data_dir: a folder holding the real prompt sets' files (formats that load the set's prompts).
+        renames: ``(old, new)`` model names applied to every record read (``--rename OLD=NEW``).
     """
 
     prompt_set: str | None = None
     reviewer: str = "gpt-4"
+    data_dir: Path | None = None
+    renames: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,39 @@ class ImportedPrompt:
 
 
 @dataclass(frozen=True)
+class AnswerId:
+    """The id another tool gave an answer (QLoRA/FastChat ``answer_id``), linked to the answer's key."""
+
+    external_id: str
+    answer_key: str
+    model: str
+
+
+@dataclass(frozen=True)
+class RelativeReview:
+    """A relative review as read: it names the two shown answers by id, resolved against stored answers later.
+
+    Attributes:
+        judge: the reviewer.
+        prompt_set, prompt_id: the prompt reviewed.
+        answer1_id, answer2_id: ids of the answer shown first and second (the order the judge saw).
+        scores: (first, second) scores, ``None`` when the review was unparsable (INVALID, counted).
+        rationale: the review text.
+        source, line: where the review was read (for error messages).
+    """
+
+    judge: str
+    prompt_set: str
+    prompt_id: str
+    answer1_id: str
+    answer2_id: str
+    scores: tuple[float, float] | None
+    rationale: str
+    source: str
+    line: int
+
+
+@dataclass(frozen=True)
 class Imported:
     """Everything read from one or more files, validated and not yet stored."""
 
@@ -69,6 +107,8 @@ class Imported:
     answers: tuple[Answer, ...] = ()
     prompts: tuple[ImportedPrompt, ...] = ()
     sources: tuple[SourceFile, ...] = ()
+    answer_ids: tuple[AnswerId, ...] = ()
+    relative: tuple[RelativeReview, ...] = ()
 
     def __add__(self, other: Imported) -> Imported:
         return Imported(
@@ -76,14 +116,16 @@ class Imported:
             self.answers + other.answers,
             self.prompts + other.prompts,
             self.sources + other.sources,
+            self.answer_ids + other.answer_ids,
+            self.relative + other.relative,
         )
 
     @property
     def records(self) -> int:
-        return len(self.judgments) + len(self.answers)
+        return len(self.judgments) + len(self.answers) + len(self.relative)
 
     def models(self) -> list[str]:
-        """Every model named by the records, sorted."""
+        """Every model named by the records, sorted (relative reviews name answers by id, not models)."""
         names = {j.model_a for j in self.judgments} | {j.model_b for j in self.judgments}
         names |= {a.model for a in self.answers}
         return sorted(names)

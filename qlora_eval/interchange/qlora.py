@@ -7,6 +7,12 @@ shown to the reviewer first. Each line is a JSON object with the prompt id (``qu
 * three-class files: ``1`` (A better), ``2`` (B better), ``3`` (tie), ``-1`` (unparsable, stored as INVALID);
   the repository writes integers, strings such as ``"1"`` are accepted too;
 * files without ``-threeclass``: a pair ``[score A, score B]`` (``[-1, -1]`` = unparsable) or the codes above.
+
+A score pair in a row that names its answers (``answer1_id``, as the paper's ``eval_gpt_review.py`` writes)
+is one of the paper's relative-score reviews (``ratings-gpt4/vicuna/relative-gpt-3.5/``). Those are refused
+here rather than turned into pairwise verdicts: their file names do not give the order the judge saw, and
+two 1-10 scores are not a three-class verdict. ``--format qlora-relative`` reads them, the order taken from
+the answer ids.
 """
 
 from __future__ import annotations
@@ -65,8 +71,18 @@ def parse_file_name(name: str, reviewer: str, *, source: str | None = None) -> t
 
 
 def score_to_verdict(row: Row, *, three_class: bool) -> Verdict:
-    """Map the ``score`` field to a verdict about the order shown (A first)."""
+    """Map the ``score`` field to a verdict about the order shown (A first).
+
+    Raises:
+        InputError: a score pair (a relative review: refused, see the module docstring) or an unknown code.
+    """
     value: Any = row.raw("score")
+    if isinstance(value, list) and len(value) == 2 and "answer1_id" in row.data:
+        raise row.error(
+            f"field 'score' is the score pair {value!r}: this is a relative-score review, not a pairwise verdict; "
+            "import it with --format qlora-relative (the order shown comes from answer1_id/answer2_id, "
+            "not from the file name) and rank it with --method relative"
+        )
     if isinstance(value, list) and not three_class:
         if len(value) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
             raise row.error(f"field 'score' is {value!r}; expected a pair of numbers [score A, score B]")

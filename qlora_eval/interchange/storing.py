@@ -8,6 +8,7 @@ from typing import Any
 
 from qlora_eval.interchange.answers import IMPORTED_SPEC_PREFIX
 from qlora_eval.interchange.base import Imported
+from qlora_eval.interchange.qlora_relative import resolve
 from qlora_eval.store import Store
 
 
@@ -20,6 +21,9 @@ class ImportCounts:
     answers_new: int
     answers_duplicate: int
     prompts_new: int
+    relative_new: int = 0
+    relative_duplicate: int = 0
+    relative_invalid: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -28,15 +32,23 @@ class ImportCounts:
             "answers_new": self.answers_new,
             "answers_duplicate": self.answers_duplicate,
             "prompts_new": self.prompts_new,
+            "relative_new": self.relative_new,
+            "relative_duplicate": self.relative_duplicate,
+            "relative_invalid": self.relative_invalid,
         }
 
 
 def store_imported(store: Store, batch: Imported) -> ImportCounts:
     """Store a batch's prompts, models, answers and judgments in one transaction.
 
-    Models are recorded with the spec ``imported:<name>`` unless the store knows them already.
+    Models are recorded with the spec ``imported:<name>`` unless the store knows them already. Answer ids
+    are recorded with the answers; relative reviews are resolved against the answer ids stored (including
+    this batch's), and an id that cannot be resolved stops the import with nothing stored.
+
+    Raises:
+        InputError: a relative review whose answer ids cannot be resolved (file and line named).
     """
-    with store.transaction():
+    with store.atomic():
         prompts_new = 0
         key = lambda p: (p.set_version, p.set_hash)  # noqa: E731 - groupby needs the same key twice
         for (version, set_hash), group in groupby(sorted(batch.prompts, key=key), key=key):
@@ -44,11 +56,20 @@ def store_imported(store: Store, batch: Imported) -> ImportCounts:
         for model in batch.models():
             store.add_model(model, IMPORTED_SPEC_PREFIX + model)
         answers_new = store.add_answers(batch.answers)
+        store.add_answer_ids((i.external_id, i.answer_key) for i in batch.answer_ids)
         judgments_new = store.add_judgments(batch.judgments)
+        relative = []
+        if batch.relative:
+            wanted = {r.answer1_id for r in batch.relative} | {r.answer2_id for r in batch.relative}
+            relative = resolve(batch.relative, store.answers_by_id(wanted))
+        relative_new = store.add_relative_judgments(relative)
     return ImportCounts(
         judgments_new=judgments_new,
         judgments_duplicate=len(batch.judgments) - judgments_new,
         answers_new=answers_new,
         answers_duplicate=len(batch.answers) - answers_new,
         prompts_new=prompts_new,
+        relative_new=relative_new,
+        relative_duplicate=len(relative) - relative_new,
+        relative_invalid=sum(j.is_invalid for j in relative),
     )
