@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,8 @@ RETRY_AFTER_MAX_S = 600.0
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 #: What an unset ``base_url`` means.
 OPENAI_API_URL = "https://api.openai.com/v1"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -228,16 +230,38 @@ class OpenAIClient:
                 when the policy does not retry those).
             RetriesExhausted: every attempt failed with a retryable error.
         """
+
+        def create(client: Any) -> Any:
+            response = client.chat.completions.create(
+                model=model, messages=list(messages), timeout=self.retry.timeout_s, **params
+            )
+            return self._reply(response)
+
+        (text, prompt, completion), attempts = self._run(f"the request for model {model!r}", create)
+        return ChatReply(text, prompt, completion, attempts)
+
+    def call(self, what: str, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(openai_client)`` under the same policy as :meth:`chat` (for other endpoints: files, batches).
+
+        Args:
+            what: the call in words, for messages (``"the batch upload"``).
+            fn: makes one HTTP call with the ``openai.OpenAI`` client it gets and returns its result; it may raise
+                :class:`MalformedResponse` for a reply it cannot use.
+
+        Raises:
+            BackendError, RetriesExhausted: as for :meth:`chat`.
+        """
+        return self._run(what, fn)[0]
+
+    def _run(self, what: str, fn: Callable[[Any], T]) -> tuple[T, int]:
+        """``fn``'s result and the attempts it took."""
         openai = self._openai
         last_error, last_exc = "no attempt was made", None
         for attempt in range(1, self.retry.max_attempts + 1):
             wait_s = self._backoff(attempt)
             try:
                 with self._slots:
-                    response = self._client.chat.completions.create(
-                        model=model, messages=list(messages), timeout=self.retry.timeout_s, **params
-                    )
-                return self._reply(response, attempt)
+                    return fn(self._client), attempt
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise BackendError(
                     f"the {self.purpose} server {self.endpoint} refused the API key (HTTP {exc.status_code}): "
@@ -246,8 +270,8 @@ class OpenAIClient:
             except openai.APIStatusError as exc:
                 if exc.status_code not in RETRYABLE_STATUSES and exc.status_code < 500:
                     raise BackendError(
-                        f"the {self.purpose} server {self.endpoint} rejected the request for model {model!r} "
-                        f"(HTTP {exc.status_code}): {exc.message}; check the model name, OPENAI_API_KEY and base_url"
+                        f"the {self.purpose} server {self.endpoint} rejected {what} (HTTP {exc.status_code}): "
+                        f"{exc.message}; check the model name, OPENAI_API_KEY and base_url"
                     ) from exc
                 last_error, last_exc = f"HTTP {exc.status_code}: {exc.message}", exc
                 asked = retry_after_s(exc.response.headers, self._clock())
@@ -261,7 +285,7 @@ class OpenAIClient:
             except (ValueError, openai.APIResponseValidationError, MalformedResponse) as exc:
                 if not self.retry.retry_malformed:
                     raise BackendError(
-                        f"{self.endpoint} sent an unusable reply for model {model!r}: {type(exc).__name__}: {exc}"
+                        f"{self.endpoint} sent an unusable reply to {what}: {type(exc).__name__}: {exc}"
                     ) from exc
                 last_error, last_exc = f"malformed response: {exc}", exc
             if attempt < self.retry.max_attempts:
@@ -288,7 +312,8 @@ class OpenAIClient:
         return self.retry.backoff_s(attempt, jitter)
 
     @staticmethod
-    def _reply(response: Any, attempts: int) -> ChatReply:
+    def _reply(response: Any) -> tuple[str, int | None, int | None]:
+        """(text, prompt tokens, completion tokens) of a completion; usage None when the server sent none."""
         try:
             text = response.choices[0].message.content
         except (AttributeError, IndexError, TypeError) as exc:
@@ -299,5 +324,5 @@ class OpenAIClient:
         prompt = getattr(usage, "prompt_tokens", None)
         completion = getattr(usage, "completion_tokens", None)
         if prompt is None or completion is None:
-            return ChatReply(text, None, None, attempts)
-        return ChatReply(text, int(prompt), int(completion), attempts)
+            return text, None, None
+        return text, int(prompt), int(completion)
