@@ -7,7 +7,7 @@ file given with ``--prices`` replaces entries model by model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -33,10 +33,15 @@ class PriceTable:
 
     prices: dict[str, Price]
     sources: tuple[str, ...]
+    batch_prices: dict[str, Price] = field(default_factory=dict)
 
     def get(self, model: str) -> Price | None:
         """The price of ``model``; None when the table has no entry for it."""
         return self.prices.get(model)
+
+    def get_batch(self, model: str) -> Price | None:
+        """The Batch API price of ``model`` (``batch_input_per_mtok``/``batch_output_per_mtok``); None if unlisted."""
+        return self.batch_prices.get(model)
 
 
 def default_prices_path() -> Path:
@@ -49,12 +54,16 @@ def load_prices(override: Path | None = None) -> PriceTable:
     Raises:
         ConfigError: naming the file and model when an entry is malformed.
     """
-    prices = _read_prices(default_prices_path())
+    prices, batch = _read_prices(default_prices_path())
     sources = [str(default_prices_path())]
     if override is not None:
-        prices.update(_read_prices(override))
+        more, more_batch = _read_prices(override)
+        for model in more:  # an entry replaces the whole model, batch price included
+            batch.pop(model, None)
+        prices.update(more)
+        batch.update(more_batch)
         sources.append(str(override))
-    return PriceTable(prices=prices, sources=tuple(sources))
+    return PriceTable(prices=prices, sources=tuple(sources), batch_prices=batch)
 
 
 def estimate_tokens(chars: int, chars_per_token: float) -> int:
@@ -62,7 +71,7 @@ def estimate_tokens(chars: int, chars_per_token: float) -> int:
     return math.ceil(chars / chars_per_token)
 
 
-def _read_prices(path: Path) -> dict[str, Price]:
+def _read_prices(path: Path) -> tuple[dict[str, Price], dict[str, Price]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -70,6 +79,7 @@ def _read_prices(path: Path) -> dict[str, Price]:
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise ConfigError("expected 'models: {MODEL: {input_per_mtok: X, output_per_mtok: Y}}'", source=str(path))
     prices: dict[str, Price] = {}
+    batch_prices: dict[str, Price] = {}
     for model, entry in data["models"].items():
         if not isinstance(entry, dict):
             raise ConfigError(f"models.{model} must be a mapping", source=str(path))
@@ -82,4 +92,23 @@ def _read_prices(path: Path) -> dict[str, Price]:
         if price.input_per_mtok < 0 or price.output_per_mtok < 0:
             raise ConfigError(f"models.{model}: prices must be >= 0", source=str(path))
         prices[str(model)] = price
-    return prices
+        batch = _batch_price(entry, f"models.{model}", path)
+        if batch is not None:
+            batch_prices[str(model)] = batch
+    return prices, batch_prices
+
+
+def _batch_price(entry: dict[str, object], where: str, path: Path) -> Price | None:
+    """The optional ``batch_input_per_mtok``/``batch_output_per_mtok`` pair of one entry."""
+    given = [entry.get(f"batch_{side}_per_mtok") for side in ("input", "output")]
+    if given == [None, None]:
+        return None
+    try:
+        if None in given:
+            raise ValueError("give both batch_input_per_mtok and batch_output_per_mtok, or neither")
+        price = Price(float(given[0]), float(given[1]))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: batch prices must be two numbers ({exc})", source=str(path)) from exc
+    if price.input_per_mtok < 0 or price.output_per_mtok < 0:
+        raise ConfigError(f"{where}: batch prices must be >= 0", source=str(path))
+    return price

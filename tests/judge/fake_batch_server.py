@@ -146,8 +146,10 @@ class FakeBatchServer:
         path = handler.path.split("?", 1)[0].rstrip("/")
         query = dict(p.split("=", 1) for p in handler.path.split("?", 1)[1].split("&")) if "?" in handler.path else {}
         parts = path.split("/")[2:]  # drop "", "v1"
-        route = f"{method} /{parts[0] if parts else ''}" + ("/{id}" if len(parts) > 1 else "") + (
-            "/content" if len(parts) > 2 else ""
+        route = (
+            f"{method} /{parts[0] if parts else ''}"
+            + ("/{id}" if len(parts) > 1 else "")
+            + ("/content" if len(parts) > 2 else "")
         )
         with self._lock:
             self.calls[route] = self.calls.get(route, 0) + 1
