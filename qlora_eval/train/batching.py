@@ -31,15 +31,18 @@ def steps_per_epoch(num_examples: int, effective_batch: int) -> int:
 
 
 def epoch_order(
-    lengths: Sequence[int], effective_batch: int, seed: int, epoch: int, group_by_length: bool
+    lengths: Sequence[int], effective_batch: int, seed: int, epoch: int, group_by_length: bool, *, shuffle: bool = True
 ) -> list[int]:
     """The example order of one epoch.
 
-    A seeded shuffle; with ``group_by_length``, each run of ``50 * effective_batch`` examples is then
-    sorted longest first, so batches hold similar lengths (less padding) while the order stays random.
+    A seeded shuffle (file order with ``shuffle=False``); with ``group_by_length``, each run of
+    ``50 * effective_batch`` examples is then sorted longest first, so batches hold similar lengths
+    (less padding) while the order stays random.
     """
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(lengths)).tolist()
+    if shuffle:
+        order = np.random.default_rng([seed, epoch]).permutation(len(lengths)).tolist()
+    else:
+        order = list(range(len(lengths)))
     if not group_by_length:
         return order
     size = MEGABATCH_FACTOR * effective_batch

@@ -49,7 +49,21 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "guanaco-7b"
 
 # Fields that may differ between a run and its ``--resume`` without breaking exact continuation.
-RESUME_MAY_DIFFER = frozenset({"save_every", "output_dir", "cpu_threads"})
+# Packing, loss and attention change how a step is computed, not what it computes (equal up to float rounding).
+RESUME_MAY_DIFFER = frozenset(
+    {
+        "save_every",
+        "output_dir",
+        "cpu_threads",
+        "packing",
+        "max_tokens_per_batch",
+        "loss",
+        "loss_chunk_tokens",
+        "attention",
+        "mmlu_every",
+        "mmlu_limit",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,15 @@ class TrainConfig:
         max_seq_len: an overall cap on prompt + reply tokens, if any.
         train_on_source: compute the loss on prompt tokens too.
         group_by_length: batch sequences of similar length together (less padding).
+        shuffle: shuffle the examples each epoch; ``False`` trains them in file order (sequential).
+        packing: concatenate a pass's examples into one row without padding (attention stays inside
+            each example); passes are then cut by ``max_tokens_per_batch`` instead of a sequence count.
+        max_tokens_per_batch: the token budget of one packed pass (the step's examples are unchanged).
+        loss: how the head + cross-entropy run: ``chunked`` (no full logits), ``plain`` or ``liger``.
+        loss_chunk_tokens: target tokens per chunk of the chunked loss.
+        attention: ``auto`` (varlen flash attention on CUDA when packing, else sdpa), ``sdpa`` or ``varlen``.
+        mmlu_every: evaluate MMLU every this many optimizer steps (``None``: never).
+        mmlu_limit: MMLU validation questions per evaluation.
         gradient_checkpointing: recompute activations in the backward pass (saves memory).
         bits: 4 for the QLoRA recipe (NF4), 16/32 for a plain LoRA baseline.
         double_quant: quantize the quantization constants too.
@@ -111,6 +134,14 @@ class TrainConfig:
     max_seq_len: int | None = None
     train_on_source: bool = False
     group_by_length: bool = True
+    shuffle: bool = True
+    packing: bool = True
+    max_tokens_per_batch: int = 4096
+    loss: str = "chunked"
+    loss_chunk_tokens: int = 2048
+    attention: str = "auto"
+    mmlu_every: int | None = None
+    mmlu_limit: int = 200
     gradient_checkpointing: bool = True
     bits: int = 4
     double_quant: bool = True
@@ -129,6 +160,9 @@ class TrainConfig:
             "source_max_len": self.source_max_len,
             "target_max_len": self.target_max_len,
             "save_every": self.save_every,
+            "max_tokens_per_batch": self.max_tokens_per_batch,
+            "loss_chunk_tokens": self.loss_chunk_tokens,
+            "mmlu_limit": self.mmlu_limit,
         }
         for name, value in positive.items():
             if value < 1:
@@ -155,6 +189,12 @@ class TrainConfig:
             raise ConfigError("--target-modules needs at least one module name")
         if self.preset not in PRESETS:
             raise ConfigError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"--loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(f"--attention must be one of {list(ATTENTIONS)}, got {self.attention!r}")
+        if self.mmlu_every is not None and self.mmlu_every < 1:
+            raise ConfigError(f"--mmlu-every must be at least 1, got {self.mmlu_every}")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise ConfigError(f"cpu_threads must be at least 1, got {self.cpu_threads}")
 
@@ -185,6 +225,10 @@ class TrainConfig:
             kwargs["target_modules"] = tuple(kwargs["target_modules"])
         return cls(**kwargs)
 
+
+# --loss and --attention choices (qlora_eval.train.loss.LossKind, qlora_eval.train.attention.AttentionKind)
+LOSSES = ("chunked", "plain", "liger")
+ATTENTIONS = ("auto", "sdpa", "varlen")
 
 # bitsandbytes optimizer class per name (the names of the transformers ``optim`` option).
 OPTIMIZERS: dict[str, str] = {

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval.errors import ConfigError
-from qlora_eval.train import batching, checkpoint, threads
-from qlora_eval.train.collator import TokenizedExample, TokenizeSettings, collate, pad_id_of, tokenize_example
+from qlora_eval.train import attention, batching, checkpoint, packing, threads
+from qlora_eval.train.collator import TokenizedExample, TokenizeSettings, collate, tokenize_example
 from qlora_eval.train.config import OPTIMIZERS, TrainConfig
 from qlora_eval.train.data import LoadedData, hf_chat_renderer, load_examples
+from qlora_eval.train.loss import LossKind, make_loss_module
 from qlora_eval.train.model import add_lora, load_base, load_tokenizer, quantized_layer_classes, resolve_base_model
 
 log = logging.getLogger(__name__)
@@ -120,10 +121,30 @@ def prepare(config: TrainConfig, accelerator: Any) -> Prepared:
     device: Any = accelerator.local_process_index if accelerator.device.type == "cuda" else "cpu"
     model = load_base(base_path, config, device)
     model, targets = add_lora(model, config)
+    finish_model(model, config, accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(config, params)
     scheduler = build_scheduler(config, optimizer)
     return Prepared(accelerator, model, optimizer, scheduler, tokenizer, examples, data, targets, base_path)
+
+
+def finish_model(model: Any, config: TrainConfig, device: Any) -> attention.AttentionKind:
+    """The speed settings that do not change the math: attention kernel and the head's storage dtype.
+
+    k-bit preparation stores the frozen output head in float32, but under bf16 autocast its matmul
+    runs in bf16 anyway (the weight is cast on every call), so on CUDA it is kept in the compute dtype:
+    the same numbers, half the memory, no per-pass cast.
+    """
+    import torch
+
+    kind = attention.resolve(attention.AttentionKind(config.attention), config.packing)
+    attention.apply(model.get_base_model() if hasattr(model, "get_base_model") else model, kind)
+    amp = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(config.compute_dtype)
+    if device.type == "cuda" and amp is not None:
+        head = model.get_output_embeddings()
+        if head is not None and not head.weight.requires_grad:
+            head.weight.data = head.weight.data.to(amp)
+    return kind
 
 
 def _peak_memory(device: Any) -> tuple[int, int | None, str]:
@@ -149,17 +170,20 @@ class StepContext:
     world_size: int
     device: Any
     autocast_dtype: Any  # None: no autocast
+    packing: bool
+    max_tokens_per_batch: int
 
 
 def make_step_context(config: TrainConfig, accelerator: Any, model: Any, optimizer: Any, scheduler: Any) -> StepContext:
-    """Wrap the model for data parallelism (a no-op for one process) and collect the step settings."""
+    """Wrap the model in its loss module and for data parallelism (a no-op for one process)."""
     import torch
 
     device = accelerator.device
     amp = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(config.compute_dtype)
+    loss_module = make_loss_module(model, LossKind(config.loss), config.loss_chunk_tokens)
     return StepContext(
         accelerator=accelerator,
-        ddp_model=accelerator.prepare_model(model),
+        ddp_model=accelerator.prepare_model(loss_module),
         trainable=[p for p in model.parameters() if p.requires_grad],
         optimizer=optimizer,
         scheduler=scheduler,
@@ -168,7 +192,25 @@ def make_step_context(config: TrainConfig, accelerator: Any, model: Any, optimiz
         device=device,
         # bf16 autocast on CUDA as the QLoRA scripts (bf16=True); on the CPU only the 4-bit layers use compute_dtype
         autocast_dtype=amp if device.type == "cuda" else None,
+        packing=config.packing,
+        max_tokens_per_batch=config.max_tokens_per_batch,
     )
+
+
+def step_batches(
+    ctx: StepContext, examples: list[TokenizedExample], step_examples: list[int], config: TrainConfig, rank: int
+) -> list[dict[str, Any]]:
+    """This process's passes of one step: packed by token budget, or padded by sequence count."""
+    passes = batching.micro_batches(
+        step_examples, config.per_device_batch_size, config.grad_accum, ctx.world_size, rank
+    )
+    if not ctx.packing:
+        pad_id = 0  # padded positions are masked out of attention and loss, so the id never matters
+        return [collate([examples[i] for i in indices], pad_id) for indices in passes]
+    mine = [i for indices in passes for i in indices]
+    lengths = {i: len(examples[i]) for i in mine}
+    packed = packing.token_budget_passes(mine, lengths, ctx.max_tokens_per_batch)
+    return [packing.collate_packed([examples[i] for i in indices]) for indices in packed]
 
 
 def optimizer_step(ctx: StepContext, batches: list[dict[str, Any]], step_targets: int) -> tuple[Any, float]:
@@ -176,7 +218,8 @@ def optimizer_step(ctx: StepContext, batches: list[dict[str, Any]], step_targets
 
     Args:
         ctx: the step context.
-        batches: this process's passes (``input_ids``, ``attention_mask``, ``labels`` tensors).
+        batches: this process's passes (padded: ``input_ids``, ``attention_mask``, ``labels``; packed:
+            ``input_ids``, ``labels``, ``position_ids``, ``cu_seq_lens``, ``max_length``).
         step_targets: target tokens of the whole step over all processes and passes (the loss denominator).
 
     Returns:
@@ -188,8 +231,7 @@ def optimizer_step(ctx: StepContext, batches: list[dict[str, Any]], step_targets
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     tokens = torch.zeros((), dtype=torch.float64, device=device)
     for m, cpu_batch in enumerate(batches):
-        batch = {k: v.to(device) for k, v in cpu_batch.items()}
-        pass_targets = int((batch["labels"][:, 1:] != -100).sum())
+        batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in cpu_batch.items()}
         last = m == len(batches) - 1
         # gradients are all-reduced only after the last pass of the step
         sync = contextlib.nullcontext() if last or world == 1 else ctx.accelerator.no_sync(ctx.ddp_model)
@@ -197,13 +239,11 @@ def optimizer_step(ctx: StepContext, batches: list[dict[str, Any]], step_targets
             with torch.autocast(
                 device.type, dtype=ctx.autocast_dtype or torch.float32, enabled=ctx.autocast_dtype is not None
             ):
-                out = ctx.ddp_model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
-                )
-            pass_sum = out.loss.float() * pass_targets  # transformers returns the mean over the pass's targets
+                pass_sum = ctx.ddp_model(**batch)  # the summed token loss of the pass (float32)
             (pass_sum * (world / step_targets)).backward()
         loss_sum += pass_sum.detach().double()
-        tokens += batch["attention_mask"].sum()
+        # real (non-padding) tokens of the pass
+        tokens += batch["attention_mask"].sum() if "attention_mask" in batch else batch["input_ids"].numel()
     grad_norm = float(ctx.accelerator.clip_grad_norm_(ctx.trainable, ctx.max_grad_norm))
     ctx.optimizer.step()
     ctx.scheduler.step()
@@ -270,7 +310,6 @@ def _train(
     lengths = [len(e) for e in prep.examples]
     effective = config.effective_batch(world)
     batching.steps_per_epoch(len(lengths), effective)  # fails early with a clear message
-    pad_id = pad_id_of(prep.tokenizer)
 
     start, history, train_seconds = 0, [], 0.0
     if resume:
@@ -288,7 +327,9 @@ def _train(
         torch.cuda.reset_peak_memory_stats(device)
 
     order_cache = functools.lru_cache(maxsize=2)(
-        lambda epoch: batching.epoch_order(lengths, effective, config.seed, epoch, config.group_by_length)
+        lambda epoch: batching.epoch_order(
+            lengths, effective, config.seed, epoch, config.group_by_length, shuffle=config.shuffle
+        )
     )
     per_epoch = batching.steps_per_epoch(len(lengths), effective)
     ctx.ddp_model.train()  # gradient checkpointing only acts in train mode
@@ -300,8 +341,7 @@ def _train(
         epoch, within = divmod(step, per_epoch)
         step_examples = order_cache(epoch)[within * effective : (within + 1) * effective]
         step_targets = sum(prep.examples[i].target_tokens for i in step_examples)
-        passes = batching.micro_batches(step_examples, config.per_device_batch_size, config.grad_accum, world, rank)
-        batches = [collate([prep.examples[i] for i in indices], pad_id) for indices in passes]
+        batches = step_batches(ctx, prep.examples, step_examples, config, rank)
         lr = float(scheduler.get_last_lr()[0])
         totals, grad_norm = optimizer_step(ctx, batches, step_targets)
         if device.type == "cuda":
