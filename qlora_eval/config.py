@@ -53,7 +53,8 @@ _TOP_FIELDS = {
     "budget_usd",
     "batch_size",
 }
-_PAIRINGS = ("all",)
+#: Pairing schemes of a tournament or judge run (which model pairs meet); the one definition.
+PAIRINGS = ("all",)
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,8 @@ class TournamentConfig:
         where = self.source
         if len(self.models) < 2:
             raise ConfigError("field 'models': a tournament needs at least two models", source=where)
-        if self.pairs not in _PAIRINGS:
-            raise ConfigError(f"field 'pairs': must be one of {list(_PAIRINGS)}, got {self.pairs!r}", source=where)
+        if self.pairs not in PAIRINGS:
+            raise ConfigError(f"field 'pairs': must be one of {list(PAIRINGS)}, got {self.pairs!r}", source=where)
         for key, value, low in (("rounds", self.rounds, 1), ("concurrency", self.concurrency, 1)):
             if value < low:
                 raise ConfigError(f"field {key!r}: must be >= {low}, got {value}", source=where)

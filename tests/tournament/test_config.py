@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qlora_eval.cli.tournament_cmd import resolve_models
+from qlora_eval.workflows.tournament import resolve_models
 from qlora_eval.config import load_tournament_config
 from qlora_eval.errors import ConfigError
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 import pytest
 
 from qlora_eval.cli.main import main
-from qlora_eval.cli.tournament_cmd import run_tournament
+from qlora_eval.workflows.tournament import run_tournament
 from qlora_eval.config import Contestant, JudgeConfig, PromptsConfig, TournamentConfig, load_tournament_config
 from qlora_eval.judge.openai_judge import RetryPolicy
 from qlora_eval.judge.session import JudgeOptions
