@@ -51,6 +51,7 @@ from qlora_eval.rating.elo import (
     elo_ratings,
     elo_reference_loop,
     fit_elo,
+    fit_elo_reference,
     random_orderings,
     summarize_elo,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "elo_reference_loop",
     "fit_bradley_terry",
     "fit_elo",
+    "fit_elo_reference",
     "interval_ranks",
     "length_preference",
     "newton_fit_batch",

@@ -5,9 +5,12 @@ battle. The final ratings of all orderings form a distribution; the paper report
 the mean, the standard error of that mean (``std / sqrt(R)``: how precisely R orderings pin the mean
 down) and the 2.5/97.5 percentiles across orderings (how much the order of battles alone moves a rating).
 
-The replay is vectorised across orderings: all ``R`` orderings advance together, one battle position at
-a time, on a ratings array of shape ``(R, m)``; :func:`elo_reference_loop` is the plain per-ordering loop
-that the tests and the benchmark compare it with.
+:func:`fit_elo` draws and replays each ordering inside a compiled kernel (:mod:`.elo_kernel`, numba),
+one seeded generator per ordering, so results do not depend on the thread count. The numpy path stays
+as the tested reference: :func:`fit_elo_reference` draws an ``(R, n)`` permutation array
+(:func:`random_orderings`) and :func:`elo_ratings` replays all ``R`` orderings together, one battle
+position at a time, on a ratings array of shape ``(R, m)``; :func:`elo_reference_loop` is the plain
+per-ordering loop that both are checked against.
 """
 
 from __future__ import annotations
@@ -215,8 +218,58 @@ def fit_elo(
     k: float = DEFAULT_K,
     scale: float = DEFAULT_SCALE,
     initial: float = DEFAULT_INITIAL,
+    threads: int | None = None,
 ) -> EloResult:
-    """Elo over ``rounds`` random orderings: draw the orderings, replay them, summarise.
+    """Elo over ``rounds`` random orderings, each drawn and replayed inside the compiled kernel.
+
+    ``rng`` gives one 64-bit key per ordering; ordering ``r`` is a uniform permutation drawn from its
+    key alone (see :mod:`qlora_eval.rating.elo_kernel`), so the result depends only on ``rng``, never on
+    ``threads`` or the machine's core count. Memory: ``O(R m)``, no permutation array.
+
+    Args:
+        a_idx, b_idx, score_a: shape ``(n,)`` battle arrays (see :func:`elo_ratings`).
+        n_models: number of models ``m``.
+        rounds: number of random orderings ``R`` (the paper uses 10,000); at least 2.
+        rng: the source of randomness for the orderings.
+        k, scale, initial: the Elo constants.
+        threads: threads replaying the orderings; None uses the CPUs this process may run on.
+
+    Returns:
+        The :class:`EloResult`; ``samples`` has shape ``(R, m)``.
+    """
+    if rounds < 2:
+        raise ValueError(f"Elo needs at least 2 orderings to give an interval, got {rounds}")
+    a = np.ascontiguousarray(a_idx, dtype=np.intp)
+    b = np.ascontiguousarray(b_idx, dtype=np.intp)
+    s = np.ascontiguousarray(score_a, dtype=np.float64)
+    _check_inputs(a, b, s, n_models, np.empty((1, a.shape[0]), dtype=np.int8))
+    # Imported here: numba costs ~0.15 s to import, which Bradley-Terry runs need not pay.
+    from qlora_eval.rating.elo_kernel import compiled_elo_ratings, round_keys
+
+    workers = threads if threads is not None else len(os.sched_getaffinity(0))
+    samples = compiled_elo_ratings(
+        a, b, s, n_models, round_keys(rounds, rng), k=k, scale=scale, initial=initial, threads=workers
+    )
+    return summarize_elo(samples)
+
+
+def fit_elo_reference(
+    a_idx: np.ndarray,
+    b_idx: np.ndarray,
+    score_a: np.ndarray,
+    n_models: int,
+    rounds: int,
+    rng: np.random.Generator,
+    *,
+    k: float = DEFAULT_K,
+    scale: float = DEFAULT_SCALE,
+    initial: float = DEFAULT_INITIAL,
+) -> EloResult:
+    """The numpy reference path of :func:`fit_elo`: orderings drawn by :func:`random_orderings` as an
+    ``(R, n)`` array, replayed by :func:`elo_ratings`.
+
+    Same distribution as :func:`fit_elo`, different draws (so different numbers for the same seed); the
+    tests and the benchmark compare the two. Needs ``R x n`` permutation memory.
 
     Args:
         a_idx, b_idx, score_a: shape ``(n,)`` battle arrays (see :func:`elo_ratings`).

@@ -1,0 +1,236 @@
+"""The compiled Elo replay: each ordering is drawn and replayed inside one numba kernel.
+
+Why compiled: the numpy path (:func:`qlora_eval.rating.elo.elo_ratings` on
+:func:`~qlora_eval.rating.elo.random_orderings`) needs an ``(R, n)`` permutation array (770 MB for
+10,000 orderings of 38,544 battles) and one Python-level step per battle position. Here every round
+shuffles its own ``(n,)`` index buffer (Fisher-Yates, drawn on the fly) and replays it at once, so memory
+is ``O(R m + threads n)``.
+
+Reproducibility: round ``r`` draws from its own xoshiro256** generator, seeded (through SplitMix64)
+from ``keys[r]``, a 64-bit key the caller draws from its ``numpy.random.Generator``. A round's result
+depends only on its key, never on which thread ran it, so the output is identical for any number of
+threads. The kernel itself is serial and releases the GIL; :func:`compiled_elo_ratings` hands blocks of
+rounds to a thread pool (no numba threading layer: it would add ~0.3 s to every process start).
+
+numba is a core dependency; it is imported here only, and this module is imported only when Elo runs.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+_U64 = np.uint64
+_MASK32 = np.uint64(0xFFFFFFFF)
+_B_SHIFT = 24
+_SCORE_SHIFT = 48
+_MODEL_LIMIT = (1 << _B_SHIFT) - 1
+_MODEL_MASK = _MODEL_LIMIT
+# Rounds per task handed to a thread: small enough to balance 2-16 threads, large enough to amortise the call.
+_BLOCK = 64
+
+
+@numba.njit(inline="always")
+def _rotl(x: np.uint64, k: int) -> np.uint64:
+    return (x << _U64(k)) | (x >> _U64(64 - k))
+
+
+@numba.njit(inline="always")
+def _splitmix64(state: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """One SplitMix64 step: (new state, output). Used only to expand a round's key into xoshiro state."""
+    state = state + _U64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return state, z ^ (z >> _U64(31))
+
+
+@numba.njit(inline="always")
+def _seed(key: np.uint64) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
+    s, x0 = _splitmix64(key)
+    s, x1 = _splitmix64(s)
+    s, x2 = _splitmix64(s)
+    s, x3 = _splitmix64(s)
+    return x0, x1, x2, x3
+
+
+@numba.njit(inline="always")
+def _next(
+    s0: np.uint64, s1: np.uint64, s2: np.uint64, s3: np.uint64
+) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64, np.uint64]:
+    """xoshiro256**: (output, new state)."""
+    out = _rotl(s1 * _U64(5), 7) * _U64(9)
+    t = s1 << _U64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    return out, s0, s1, s2, s3
+
+
+@numba.njit(inline="always")
+def _bounded(
+    bound: np.uint64, s0: np.uint64, s1: np.uint64, s2: np.uint64, s3: np.uint64
+) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64, np.uint64]:
+    """A uniform integer in ``[0, bound)`` for ``1 <= bound < 2**32`` (Lemire's unbiased multiply-shift)."""
+    x, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+    product = (x >> _U64(32)) * bound
+    low = product & _MASK32
+    if low < bound:
+        threshold = (_U64(0x100000000) - bound) % bound
+        while low < threshold:
+            x, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+            product = (x >> _U64(32)) * bound
+            low = product & _MASK32
+    return product >> _U64(32), s0, s1, s2, s3
+
+
+@numba.njit(cache=True)
+def _shuffle(order: np.ndarray, key: np.uint64) -> None:
+    """Fisher-Yates shuffle of ``order`` in place with the round generator of ``key`` (same draws as the replay)."""
+    s0, s1, s2, s3 = _seed(key)
+    n = order.shape[0]
+    for t in range(n - 1):
+        j, s0, s1, s2, s3 = _bounded(_U64(n - t), s0, s1, s2, s3)
+        k = t + np.int64(j)
+        tmp = order[t]
+        order[t] = order[k]
+        order[k] = tmp
+
+
+@numba.njit(cache=True, nogil=True)
+def _replay(records: np.ndarray, half_kc: float, kc: float, x0: float, keys: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out[r]`` (natural-log units) with the final ratings of the ordering drawn from ``keys[r]``.
+
+    Shapes: ``records``: ``(n,)`` int64 packed battles (see :func:`pack_battles`); ``keys``: ``(R,)`` uint64;
+    ``out``: ``(R, m)`` float64. The battles themselves are shuffled (not indices into them), so the replay
+    reads one record per step instead of four scattered arrays. The ordering is drawn inside-out: step
+    ``t`` swaps a uniform pick from positions ``t..n-1`` into position ``t`` and replays that battle,
+    the same permutation as :func:`_shuffle`. Runs without the GIL: callers split the rounds over threads.
+    """
+    rounds, m = out.shape
+    n = records.shape[0]
+    buf = np.empty(n, dtype=np.int64)
+    for r in range(rounds):
+        s0, s1, s2, s3 = _seed(keys[r])
+        buf[:] = records
+        x = out[r]
+        for i in range(m):
+            x[i] = x0
+        for t in range(n):
+            if t < n - 1:
+                j, s0, s1, s2, s3 = _bounded(_U64(n - t), s0, s1, s2, s3)
+                k = t + np.int64(j)
+                rec = buf[k]
+                buf[k] = buf[t]
+            else:
+                rec = buf[t]
+            ia = rec & _MODEL_MASK
+            ib = (rec >> _B_SHIFT) & _MODEL_MASK
+            xa = x[ia]
+            xb = x[ib]
+            # k c (s - e_a), with s = (score code) / 2 and e_a = 1 / (1 + exp(x_b - x_a))
+            delta = half_kc * (rec >> _SCORE_SHIFT) - kc / (1.0 + math.exp(xb - xa))
+            x[ia] = xa + delta
+            x[ib] = xb - delta
+
+
+def pack_battles(a_idx: np.ndarray, b_idx: np.ndarray, score_a: np.ndarray) -> np.ndarray:
+    """One int64 per battle: ``a | b << 24 | 2 score << 48`` (model indices below 2**24, score 0, 0.5 or 1).
+
+    Returns:
+        Shape ``(n,)`` int64.
+    """
+    a = np.asarray(a_idx, dtype=np.int64)
+    b = np.asarray(b_idx, dtype=np.int64)
+    code = np.rint(np.asarray(score_a, dtype=np.float64) * 2.0).astype(np.int64)
+    if (
+        not np.array_equal(code, np.asarray(score_a, dtype=np.float64) * 2.0)
+        or code.min(initial=0) < 0
+        or code.max(initial=0) > 2
+    ):
+        raise ValueError("the compiled Elo replay takes scores 0, 0.5 or 1 only")
+    if max(a.max(initial=0), b.max(initial=0)) > _MODEL_LIMIT:
+        raise ValueError(f"the compiled Elo replay handles at most {_MODEL_LIMIT + 1} models")
+    packed: np.ndarray = a | (b << _B_SHIFT) | (code << _SCORE_SHIFT)
+    return packed
+
+
+def round_keys(rounds: int, rng: np.random.Generator) -> np.ndarray:
+    """One 64-bit key per round, drawn from ``rng`` (all of the run's randomness comes from here).
+
+    Returns:
+        Shape ``(rounds,)`` uint64.
+    """
+    keys: np.ndarray = rng.integers(0, np.iinfo(np.uint64).max, size=rounds, dtype=np.uint64, endpoint=True)
+    return keys
+
+
+def kernel_orderings(n_battles: int, keys: np.ndarray) -> np.ndarray:
+    """The orderings the kernel replays for ``keys``, materialised (tests only: shape ``(R, n)`` int64).
+
+    Lets the tests check the compiled replay against the numpy replay of exactly the same orderings.
+    """
+    out = np.empty((keys.shape[0], n_battles), dtype=np.int64)
+    for r in range(keys.shape[0]):
+        out[r] = np.arange(n_battles)
+        _shuffle(out[r], np.uint64(keys[r]))
+    return out
+
+
+def compiled_elo_ratings(
+    a_idx: np.ndarray,
+    b_idx: np.ndarray,
+    score_a: np.ndarray,
+    n_models: int,
+    keys: np.ndarray,
+    *,
+    k: float,
+    scale: float,
+    initial: float,
+    threads: int,
+) -> np.ndarray:
+    """Final Elo ratings of ``R`` orderings, each drawn in the kernel from its key.
+
+    Args:
+        a_idx, b_idx: shape ``(n,)`` model indices in ``[0, n_models)`` (checked by the caller).
+        score_a: shape ``(n,)``, 1, 0 or 0.5.
+        n_models: ``m``.
+        keys: shape ``(R,)`` uint64, one per ordering (see :func:`round_keys`).
+        k, scale, initial: the Elo constants.
+        threads: how many threads replay blocks of rounds (the result does not depend on it).
+
+    Returns:
+        Shape ``(R, m)`` float64.
+    """
+    n = int(np.shape(a_idx)[0])
+    if n >= 2**32:
+        raise ValueError(f"the compiled Elo replay handles fewer than 2**32 battles, got {n}")
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    # Natural-log units (x = r ln10 / scale), as in the numpy path: e_a = 1 / (1 + exp(x_b - x_a)).
+    c = math.log(10.0) / scale
+    records = pack_battles(a_idx, b_idx, score_a)
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    rounds = keys.shape[0]
+    out = np.empty((rounds, n_models), dtype=np.float64)
+    starts = range(0, rounds, _BLOCK)
+
+    def run(start: int) -> None:
+        stop = min(start + _BLOCK, rounds)
+        _replay(records, 0.5 * k * c, k * c, initial * c, keys[start:stop], out[start:stop])
+
+    if threads == 1 or rounds <= _BLOCK:
+        for start in starts:
+            run(start)
+    else:
+        # The kernel releases the GIL; every round writes only its own row, so threads cannot interfere.
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(run, starts))
+    out /= c
+    return out
