@@ -8,14 +8,9 @@ sha256 hashes only, so a lost token cannot be shown again: ``raters token NAME``
 from __future__ import annotations
 
 import argparse
-from urllib.parse import quote
 
 from qlora_eval.store import DEFAULT_DB, Store
-
-
-def _link(host: str, port: int, path: str, token: str) -> str:
-    shown_host = f"[{host}]" if ":" in host else host
-    return f"http://{shown_host}:{port}{path}?token={quote(token, safe='')}"
+from qlora_eval.web.links import token_link
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,34 +38,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qlora_eval.web.auth import add_rater, list_raters, new_rater_token, revoke_rater, rotate_admin
+    from qlora_eval.human.raters import add_rater, list_raters, new_rater_token, revoke_rater, rotate_admin
 
     with Store(args.db) as store:
         if args.action == "add":
             token = add_rater(store, args.name)
             print(f"rater {args.name} added; send them this link (it works until `raters revoke {args.name}`):")
-            print(_link(args.host, args.port, "/rate", token))
+            print(token_link(args.host, args.port, "/rate", token))
             print(token)
         elif args.action == "token":
             token = new_rater_token(store, args.name)
             print(f"new token for {args.name} (the old one no longer works); their link:")
-            print(_link(args.host, args.port, "/rate", token))
+            print(token_link(args.host, args.port, "/rate", token))
             print(token)
         elif args.action == "rotate-admin":
             token = rotate_admin(store)
             print("new admin token (the old one no longer works); the admin page:")
-            print(_link(args.host, args.port, "/admin", token))
+            print(token_link(args.host, args.port, "/admin", token))
             print(token)
         elif args.action == "revoke":
             revoke_rater(store, args.name)
             print(f"rater {args.name} revoked: their token now gets 401; their votes stay in the store")
         elif args.action == "list":
-            votes = {
-                r[0]: (r[1], r[2])
-                for r in store.execute(
-                    "SELECT rater, SUM(is_repeat = 0), SUM(is_repeat = 1) FROM web_votes GROUP BY rater"
-                )
-            }
+            votes = store.vote_counts()
             raters = list_raters(store)
             if not raters:
                 print("no raters yet; add one with `qlora-eval raters add NAME`")

@@ -32,10 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from qlora_eval.cli.raters_cmd import _link
+    from qlora_eval.human.raters import active_rater_count, ensure_admin
     from qlora_eval.store import Store
     from qlora_eval.web.app import create_app
-    from qlora_eval.web.auth import ensure_admin
+    from qlora_eval.web.links import token_link
 
     app = create_app(
         args.db,
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     rnd = app.state.round
     with Store(args.db) as store:
         admin_token = ensure_admin(store)
-        n_raters = int(store.execute("SELECT COUNT(*) FROM raters WHERE is_admin = 0 AND revoked_at IS NULL")[0][0])
+        n_raters = active_rater_count(store)
     print(
         f"rating round: prompt set {rnd.prompt_set}, models {', '.join(rnd.models)}: {len(rnd.tasks)} tasks, "
         f"{args.raters_per_task} raters each; {n_raters} active rater(s)"
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"no raters yet: add them with `qlora-eval raters add NAME --db {args.db}` (works while serving)")
     if admin_token is not None:
         print("admin page (shown only now; the store keeps a hash):")
-        print(_link(args.host, args.port, "/admin", admin_token))
+        print(token_link(args.host, args.port, "/admin", admin_token))
         print(f"admin token: {admin_token}")
     else:
         print(

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qlora_eval.human.agreement import fleiss_kappa, plurality
+from qlora_eval.human.round import RatingRound
+from qlora_eval.store import Rater, VoteRecord
 from qlora_eval.types import Verdict
-from qlora_eval.web.agreement import fleiss_kappa, plurality
-from qlora_eval.web.auth import Rater
-from qlora_eval.web.tasks import RatingRound, VoteRecord
 
 _CATEGORIES = (Verdict.A, Verdict.B, Verdict.TIE, Verdict.BOTH_BAD)
 

@@ -15,71 +15,37 @@ import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader
-from pydantic import BaseModel, ConfigDict, Field
 
-from qlora_eval.interchange import arena, jsonl
-from qlora_eval.store import Store
-from qlora_eval.types import Judgment, Verdict
-from qlora_eval.web.auth import Rater, list_raters, rater_for_token
-from qlora_eval.web.stats import round_stats
-from qlora_eval.web.tasks import (
+from qlora_eval.human import (
     HUMAN_JUDGE_PREFIX,
     HUMAN_TEMPLATE,
     Choice,
+    Rater,
     RatingRound,
     RoundConfig,
     VoteRejected,
     default_prompt_set,
+    list_raters,
+    rater_for_token,
+    round_stats,
 )
+from qlora_eval.interchange import arena, jsonl
+from qlora_eval.store import Store
+from qlora_eval.types import Judgment, Verdict
+from qlora_eval.web.auth import ADMIN_COOKIE, RATER_COOKIE, AuthError, authenticate
+from qlora_eval.web.schemas import ProgressOut, SkipIn, TaskOut, TurnOut, VoteIn
 
-RATER_COOKIE = "qe_rater"
-ADMIN_COOKIE = "qe_admin"
-MAX_RATIONALE = 2000
 _STATIC = Path(__file__).parent / "static"
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-
-
-class VoteIn(BaseModel):
-    """The body of ``POST /api/votes``."""
-
-    model_config = ConfigDict(extra="forbid")
-    task_id: str = Field(min_length=1, max_length=64)
-    choice: Literal["left", "right", "tie", "both_bad"]
-    rationale: str = Field(default="", max_length=MAX_RATIONALE)
-
-
-class SkipIn(BaseModel):
-    """The body of ``POST /api/skip``."""
-
-    model_config = ConfigDict(extra="forbid")
-    task_id: str = Field(min_length=1, max_length=64)
-
-
-class AuthError(Exception):
-    """No valid token for what was asked (401), or the wrong kind of token (403)."""
-
-    def __init__(self, status: int, message: str, *, html: bool) -> None:
-        self.status = status
-        self.message = message
-        self.html = html
-        super().__init__(message)
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
 
 
 def create_app(
@@ -161,27 +127,14 @@ def create_app(
     async def on_vote_rejected(_: Request, exc: VoteRejected) -> Response:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
-    def authenticate(request: Request, cookie: str, *, admin: bool, html: bool) -> Rater:
-        token = _bearer(request) or request.cookies.get(cookie)
-        if not token:
-            what = "the admin link printed by `qlora-eval serve`" if admin else "your personal rating link"
-            raise AuthError(401, f"no token: open {what}, or send Authorization: Bearer TOKEN", html=html)
-        who = rater_for_token(store, token)
-        if who is None:
-            raise AuthError(401, "unknown or revoked token; ask the organiser for a new link", html=html)
-        if who.is_admin != admin:
-            need = "the admin token" if admin else "a rater token (the admin token cannot rate)"
-            raise AuthError(403, f"this page needs {need}", html=html)
-        return who
-
     def api_rater(request: Request) -> Rater:
-        return authenticate(request, RATER_COOKIE, admin=False, html=False)
+        return authenticate(store, request, RATER_COOKIE, admin=False, html=False)
 
     def page_rater(request: Request) -> Rater:
-        return authenticate(request, RATER_COOKIE, admin=False, html=True)
+        return authenticate(store, request, RATER_COOKIE, admin=False, html=True)
 
     def page_admin(request: Request) -> Rater:
-        return authenticate(request, ADMIN_COOKIE, admin=True, html=True)
+        return authenticate(store, request, ADMIN_COOKIE, admin=True, html=True)
 
     def enter(token: str, cookie: str, path: str, *, admin: bool) -> Response:
         who = rater_for_token(store, token)
@@ -265,26 +218,24 @@ def create_app(
         shown = rnd.next_for(who)
         if shown is None:
             return Response(status_code=204)
-        turns = shown.prompt.turns
-        return JSONResponse(
-            {
-                "task_id": shown.assignment_id,
-                "prompt": shown.prompt.question,
-                "context": [t.to_dict() for t in turns[:-1]],
-                "left": shown.left_text,
-                "right": shown.right_text,
-                "progress": shown.progress.to_dict(),
-            }
+        body = TaskOut(
+            assignment_id=shown.assignment_id,
+            prompt=shown.prompt.question,
+            context=[TurnOut(role=t.role.value, content=t.content) for t in shown.prompt.turns[:-1]],
+            left=shown.left_text,
+            right=shown.right_text,
+            progress=ProgressOut(done=shown.progress.done, total=shown.progress.total),
         )
+        return JSONResponse(body.model_dump())
 
     @app.post("/api/votes", status_code=201)
     def api_vote(body: VoteIn, who: Annotated[Rater, Depends(api_rater)]) -> JSONResponse:
-        progress = rnd.vote(who, body.task_id, Choice(body.choice), body.rationale.strip())
+        progress = rnd.vote(who, body.assignment_id, Choice(body.choice), body.rationale.strip())
         return JSONResponse({"stored": True, "progress": progress.to_dict()}, status_code=201)
 
     @app.post("/api/skip")
     def api_skip(body: SkipIn, who: Annotated[Rater, Depends(api_rater)]) -> JSONResponse:
-        progress = rnd.skip(who, body.task_id)
+        progress = rnd.skip(who, body.assignment_id)
         return JSONResponse({"skipped": True, "progress": progress.to_dict()})
 
     @app.get("/api/progress")

@@ -1,166 +1,56 @@
-"""Raters and tokens of the human-rating form (no web framework needed: the CLI uses this too).
+"""Token handling of the web form over HTTP: a bearer header or a cookie, checked against the store.
 
-A token is ``secrets.token_urlsafe(32)``; the store keeps only its sha256 (``raters.token_hash``), so a
-token is shown once, when it is made. The admin is the row named ``admin`` with ``is_admin = 1``; its
-token can be replaced (``rotate_admin``), never shown again.
+Raters send ``Authorization: Bearer TOKEN`` (scripts) or carry an HttpOnly, SameSite=Strict cookie set
+when they open their link ``/rate?token=...``; the admin page takes the admin token the same way
+(``/admin?token=...``, cookie scoped to ``/admin``). Tokens themselves are made and checked by
+``qlora_eval.human.raters``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
-from dataclasses import dataclass
+from fastapi import Request
 
-from qlora_eval.errors import InputError
-from qlora_eval.store import Store
-from qlora_eval.types import utc_now
+from qlora_eval.human.raters import rater_for_token
+from qlora_eval.store import Rater, Store
 
-ADMIN_NAME = "admin"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RATER_COOKIE = "qe_rater"
+ADMIN_COOKIE = "qe_admin"
 
 
-@dataclass(frozen=True)
-class Rater:
-    """A rater as stored (never with the plain token)."""
+class AuthError(Exception):
+    """No valid token for what was asked (401), or the wrong kind of token (403)."""
 
-    name: str
-    is_admin: bool
-    created_at: str
-    revoked_at: str | None
-
-    @property
-    def judge(self) -> str:
-        """The judge id this rater's votes are stored under."""
-        return f"human:{self.name}"
+    def __init__(self, status: int, message: str, *, html: bool) -> None:
+        self.status = status
+        self.message = message
+        self.html = html
+        super().__init__(message)
 
 
-def hash_token(token: str) -> str:
-    """sha256 hex of a token: what the store keeps."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header, if any."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
 
 
-def new_token() -> str:
-    """A fresh random token (256 bits, URL-safe)."""
-    return secrets.token_urlsafe(32)
-
-
-def check_rater_name(name: str) -> str:
-    """Validate a rater name (it becomes part of the judge id ``human:<name>``).
+def authenticate(store: Store, request: Request, cookie: str, *, admin: bool, html: bool) -> Rater:
+    """The rater (or, with ``admin``, the admin) whose token the request carries (header first, then cookie).
 
     Raises:
-        InputError: the name is not 1-64 of letters, digits, ``_ . -`` (starting with a letter or digit),
-            or is the reserved name ``admin``.
+        AuthError: 401 without a token or with an unknown or revoked one; 403 for the wrong kind of token.
+            ``html`` says whether the answer is a page or JSON.
     """
-    if not _NAME_RE.fullmatch(name):
-        raise InputError(
-            f"rater name {name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    if name == ADMIN_NAME:
-        raise InputError(f"the rater name {ADMIN_NAME!r} is reserved for the admin token; choose another name")
-    return name
-
-
-def add_rater(store: Store, name: str) -> str:
-    """Create a rater; returns their plain token (shown once, stored hashed).
-
-    Raises:
-        InputError: bad name, or a rater with this name exists (revoked or not).
-    """
-    check_rater_name(name)
-    token = new_token()
-    with store.transaction() as conn:
-        if conn.execute("SELECT 1 FROM raters WHERE name = ?", (name,)).fetchone():
-            raise InputError(
-                f"a rater named {name!r} already exists; choose another name, or give them a new token with "
-                f"`qlora-eval raters token {name}`"
-            )
-        conn.execute(
-            "INSERT INTO raters (name, token_hash, is_admin, created_at) VALUES (?,?,0,?)",
-            (name, hash_token(token), utc_now()),
-        )
-    return token
-
-
-def new_rater_token(store: Store, name: str) -> str:
-    """Replace an active rater's token (the old one stops working); returns the new plain token.
-
-    Raises:
-        InputError: no active rater has this name.
-    """
-    token = new_token()
-    with store.transaction() as conn:
-        cur = conn.execute(
-            "UPDATE raters SET token_hash = ? WHERE name = ? AND is_admin = 0 AND revoked_at IS NULL",
-            (hash_token(token), name),
-        )
-        if cur.rowcount != 1:
-            raise InputError(f"no active rater named {name!r}; see `qlora-eval raters list`")
-    return token
-
-
-def revoke_rater(store: Store, name: str) -> None:
-    """Revoke a rater: their token gets 401 from now on; their votes stay.
-
-    Raises:
-        InputError: no active rater has this name.
-    """
-    with store.transaction() as conn:
-        cur = conn.execute(
-            "UPDATE raters SET revoked_at = ? WHERE name = ? AND is_admin = 0 AND revoked_at IS NULL",
-            (utc_now(), name),
-        )
-        if cur.rowcount != 1:
-            raise InputError(f"no active rater named {name!r}; see `qlora-eval raters list`")
-
-
-def list_raters(store: Store) -> list[Rater]:
-    """Every rater (the admin row excluded), by name."""
-    rows = store.execute("SELECT name, is_admin, created_at, revoked_at FROM raters WHERE is_admin = 0 ORDER BY name")
-    return [Rater(r["name"], False, r["created_at"], r["revoked_at"]) for r in rows]
-
-
-def has_admin(store: Store) -> bool:
-    """Whether an admin token exists."""
-    return bool(store.execute("SELECT 1 FROM raters WHERE is_admin = 1"))
-
-
-def ensure_admin(store: Store) -> str | None:
-    """Create the admin token if there is none; returns it, or None when one already exists."""
-    token = new_token()
-    with store.transaction() as conn:
-        if conn.execute("SELECT 1 FROM raters WHERE is_admin = 1").fetchone():
-            return None
-        conn.execute(
-            "INSERT INTO raters (name, token_hash, is_admin, created_at) VALUES (?,?,1,?)",
-            (ADMIN_NAME, hash_token(token), utc_now()),
-        )
-    return token
-
-
-def rotate_admin(store: Store) -> str:
-    """Replace the admin token (creating it if missing); returns the new plain token."""
-    token = new_token()
-    with store.transaction() as conn:
-        cur = conn.execute("UPDATE raters SET token_hash = ? WHERE is_admin = 1", (hash_token(token),))
-        if cur.rowcount == 0:
-            conn.execute(
-                "INSERT INTO raters (name, token_hash, is_admin, created_at) VALUES (?,?,1,?)",
-                (ADMIN_NAME, hash_token(token), utc_now()),
-            )
-    return token
-
-
-def rater_for_token(store: Store, token: str) -> Rater | None:
-    """The active rater (or admin) holding ``token``; None for unknown or revoked tokens."""
+    token = bearer_token(request) or request.cookies.get(cookie)
     if not token:
-        return None
-    rows = store.execute(
-        "SELECT name, is_admin, created_at, revoked_at FROM raters WHERE token_hash = ? AND revoked_at IS NULL",
-        (hash_token(token),),
-    )
-    if not rows:
-        return None
-    r = rows[0]
-    return Rater(r["name"], bool(r["is_admin"]), r["created_at"], r["revoked_at"])
+        what = "the admin link printed by `qlora-eval serve`" if admin else "your personal rating link"
+        raise AuthError(401, f"no token: open {what}, or send Authorization: Bearer TOKEN", html=html)
+    who = rater_for_token(store, token)
+    if who is None:
+        raise AuthError(401, "unknown or revoked token; ask the organiser for a new link", html=html)
+    if who.is_admin != admin:
+        need = "the admin token" if admin else "a rater token (the admin token cannot rate)"
+        raise AuthError(403, f"this page needs {need}", html=html)
+    return who

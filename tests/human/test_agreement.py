@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qlora_eval.web.agreement import fleiss_kappa, plurality
+from qlora_eval.human.agreement import fleiss_kappa, plurality
 
 # Fleiss (1971) as worked in Wikipedia's "Fleiss' kappa" article: 10 subjects, 14 raters, 5 categories.
 WIKIPEDIA_EXAMPLE = np.array(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
+from qlora_eval.human.raters import add_rater, ensure_admin
 from qlora_eval.store import Store
 from qlora_eval.types import Answer, Message, Prompt, Role
-from qlora_eval.web.auth import add_rater, ensure_admin
 
 PROMPT_SET = "demo"
 
@@ -108,3 +110,16 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+def query(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+    """Rows of a read query on the store file, through sqlite3 itself (to check what the app stored)."""
+    with closing(sqlite3.connect(path)) as conn:
+        conn.row_factory = sqlite3.Row
+        return list(conn.execute(sql, params).fetchall())
+
+
+def write(path: Path, sql: str) -> None:
+    """Change the store file behind the app's back (to simulate time passing), committed at once."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(sql)

@@ -13,12 +13,11 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
 from qlora_eval.errors import ConfigError
+from qlora_eval.human import HUMAN_TEMPLATE, revoke_rater
 from qlora_eval.store import Store
 from qlora_eval.types import Order, Verdict
 from qlora_eval.web.app import create_app
-from qlora_eval.web.auth import revoke_rater
-from qlora_eval.web.tasks import HUMAN_TEMPLATE
-from tests.web.helpers import MODEL_CODES, PROMPT_SET, bearer, new_admin, new_rater, seed_store
+from tests.web.helpers import MODEL_CODES, PROMPT_SET, bearer, new_admin, new_rater, query, seed_store, write
 
 
 def client_for(db: Path, **kwargs: Any) -> TestClient:
@@ -34,8 +33,8 @@ def vote_counts(db: Path) -> tuple[int, int, int]:
     with Store(db) as s:
         return (
             s.counts()["judgments"],
-            int(s.execute("SELECT COUNT(*) FROM web_votes")[0][0]),
-            int(s.execute("SELECT COUNT(*) FROM web_assignments WHERE skipped_at IS NOT NULL")[0][0]),
+            int(query(db, "SELECT COUNT(*) FROM web_votes")[0][0]),
+            int(query(db, "SELECT COUNT(*) FROM web_assignments WHERE skipped_at IS NOT NULL")[0][0]),
         )
 
 
@@ -49,7 +48,9 @@ def rate_all(client: TestClient, token: str, choice: str = "left") -> list[dict[
         assert r.status_code == 200, r.text
         task = r.json()
         seen.append(task)
-        v = client.post("/api/votes", headers=bearer(token), json={"task_id": task["task_id"], "choice": choice})
+        v = client.post(
+            "/api/votes", headers=bearer(token), json={"assignment_id": task["assignment_id"], "choice": choice}
+        )
         assert v.status_code == 201, v.text
     raise AssertionError("the rater never finished")
 
@@ -65,7 +66,7 @@ def test_every_endpoint_needs_a_valid_token(db: Path) -> None:
     token = new_rater(db, "alice")
     admin = new_admin(db)
     client = client_for(db)
-    body = {"task_id": "x", "choice": "left"}
+    body = {"assignment_id": "x", "choice": "left"}
     assert client.get("/api/next").status_code == 401
     assert client.post("/api/votes", json=body).status_code == 401
     assert client.get("/api/next", headers=bearer("forged-" + token)).status_code == 401
@@ -81,7 +82,7 @@ def test_every_endpoint_needs_a_valid_token(db: Path) -> None:
 
     with Store(db) as s:
         revoke_rater(s, "alice")
-        stored = [r[0] for r in s.execute("SELECT token_hash FROM raters")]
+        stored = [r[0] for r in query(db, "SELECT token_hash FROM raters")]
     assert token not in stored and admin not in stored  # only hashes are kept
     r = client.get("/api/next", headers=bearer(token))
     assert r.status_code == 401 and "revoked" in r.json()["detail"]
@@ -107,7 +108,7 @@ def test_next_is_blind_and_shows_earlier_turns(db: Path) -> None:
     seen = rate_all(client, token)
     assert len(seen) == 9 + 3  # 3 prompts x 3 pairs, plus 3 repeats
     for task in seen:
-        assert set(task) >= {"task_id", "prompt", "left", "right", "context", "progress"}
+        assert set(task) >= {"assignment_id", "prompt", "left", "right", "context", "progress"}
         blob = json.dumps(task)
         assert not any(m in blob for m in ("alpha", "beta", "gamma")), blob
         assert task["left"] != task["right"]
@@ -124,19 +125,18 @@ def test_invalid_votes_are_rejected_and_store_nothing(db: Path) -> None:
     client = client_for(db)
     task = client.get("/api/next", headers=bearer(alice)).json()
     bobs = client.get("/api/next", headers=bearer(bob)).json()
-    with Store(db) as s:
-        raw_task_id = s.execute("SELECT task_id FROM web_tasks LIMIT 1")[0][0]
+    raw_task_id = query(db, "SELECT task_id FROM web_tasks LIMIT 1")[0][0]
     before = vote_counts(db)
     cases = [
-        ({"task_id": "no-such-task", "choice": "left"}, 400),
-        ({"task_id": bobs["task_id"], "choice": "left"}, 400),  # assigned to bob, not alice
-        ({"task_id": raw_task_id, "choice": "left"}, 400),  # a task id, but not an assignment of alice
-        ({"task_id": task["task_id"], "choice": "middle"}, 422),
-        ({"task_id": task["task_id"], "choice": "LEFT"}, 422),
-        ({"task_id": task["task_id"]}, 422),
-        ({"task_id": task["task_id"], "choice": "left", "rationale": "x" * 2001}, 422),
-        ({"task_id": task["task_id"], "choice": "left", "extra": 1}, 422),
-        ({"task_id": "", "choice": "left"}, 422),
+        ({"assignment_id": "no-such-task", "choice": "left"}, 400),
+        ({"assignment_id": bobs["assignment_id"], "choice": "left"}, 400),  # assigned to bob, not alice
+        ({"assignment_id": raw_task_id, "choice": "left"}, 400),  # a task id, but not an assignment of alice
+        ({"assignment_id": task["assignment_id"], "choice": "middle"}, 422),
+        ({"assignment_id": task["assignment_id"], "choice": "LEFT"}, 422),
+        ({"assignment_id": task["assignment_id"]}, 422),
+        ({"assignment_id": task["assignment_id"], "choice": "left", "rationale": "x" * 2001}, 422),
+        ({"assignment_id": task["assignment_id"], "choice": "left", "extra": 1}, 422),
+        ({"assignment_id": "", "choice": "left"}, 422),
     ]
     for body, status in cases:
         r = client.post("/api/votes", headers=bearer(alice), json=body)
@@ -144,15 +144,24 @@ def test_invalid_votes_are_rejected_and_store_nothing(db: Path) -> None:
         assert r.json()["detail"], body
         assert vote_counts(db) == before, body
     assert client.post("/api/votes", headers=bearer(alice), content=b"not json").status_code == 422
-    ok = client.post("/api/votes", headers=bearer(alice), json={"task_id": task["task_id"], "choice": "tie"})
+    ok = client.post(
+        "/api/votes", headers=bearer(alice), json={"assignment_id": task["assignment_id"], "choice": "tie"}
+    )
     assert ok.status_code == 201
     after_one = vote_counts(db)
     assert after_one[:2] == (before[0] + 1, before[1] + 1)
-    again = client.post("/api/votes", headers=bearer(alice), json={"task_id": task["task_id"], "choice": "left"})
+    again = client.post(
+        "/api/votes", headers=bearer(alice), json={"assignment_id": task["assignment_id"], "choice": "left"}
+    )
     assert again.status_code == 409 and "already voted" in again.json()["detail"]
     skipped = client.get("/api/next", headers=bearer(alice)).json()
-    assert client.post("/api/skip", headers=bearer(alice), json={"task_id": skipped["task_id"]}).status_code == 200
-    late = client.post("/api/votes", headers=bearer(alice), json={"task_id": skipped["task_id"], "choice": "left"})
+    assert (
+        client.post("/api/skip", headers=bearer(alice), json={"assignment_id": skipped["assignment_id"]}).status_code
+        == 200
+    )
+    late = client.post(
+        "/api/votes", headers=bearer(alice), json={"assignment_id": skipped["assignment_id"], "choice": "left"}
+    )
     assert late.status_code == 409
     assert vote_counts(db)[:2] == after_one[:2]
 
@@ -165,7 +174,7 @@ def test_votes_are_judgments_of_the_real_models(db: Path) -> None:
     for i in range(9):
         task = client.get("/api/next", headers=bearer(token)).json()
         choice = choices[i % 4]
-        body = {"task_id": task["task_id"], "choice": choice, "rationale": f"because {i}"}
+        body = {"assignment_id": task["assignment_id"], "choice": choice, "rationale": f"because {i}"}
         assert client.post("/api/votes", headers=bearer(token), json=body).status_code == 201
         shown[f"because {i}"] = (model_of(task["left"]), model_of(task["right"]), choice)
     assert client.get("/api/next", headers=bearer(token)).status_code == 204
@@ -213,12 +222,15 @@ def test_each_task_goes_to_at_most_raters_per_task_raters(tmp_path: Path) -> Non
     # The same rater asking again gets the same pending task (a reload shows the same page).
     assert client.get("/api/next", headers=bearer(tokens[0])).json() == first
     # A skip frees the slot for another rater; the skipper never sees the task again.
-    assert client.post("/api/skip", headers=bearer(tokens[1]), json={"task_id": second["task_id"]}).status_code == 200
+    assert (
+        client.post("/api/skip", headers=bearer(tokens[1]), json={"assignment_id": second["assignment_id"]}).status_code
+        == 200
+    )
     third = client.get("/api/next", headers=bearer(tokens[2]))
     assert third.status_code == 200 and third.json()["prompt"] == first["prompt"]
     assert client.get("/api/next", headers=bearer(tokens[1])).status_code == 204
     for token, task in ((tokens[0], first), (tokens[2], third.json())):
-        body = {"task_id": task["task_id"], "choice": "left"}
+        body = {"assignment_id": task["assignment_id"], "choice": "left"}
         assert client.post("/api/votes", headers=bearer(token), json=body).status_code == 201
     with Store(db) as s:
         assert s.counts()["judgments"] == 2
@@ -231,8 +243,7 @@ def test_expired_lease_frees_the_slot(tmp_path: Path) -> None:
     client = client_for(db, raters_per_task=1, repeats_per_rater=0, lease_s=60)
     assert client.get("/api/next", headers=bearer(a)).status_code == 200
     assert client.get("/api/next", headers=bearer(b)).status_code == 204
-    with Store(db) as s, s.transaction() as conn:
-        conn.execute("UPDATE web_assignments SET assigned_at = '2000-01-01T00:00:00+00:00'")
+    write(db, "UPDATE web_assignments SET assigned_at = '2000-01-01T00:00:00+00:00'")
     assert client.get("/api/next", headers=bearer(b)).status_code == 200
 
 
@@ -248,10 +259,10 @@ def test_repeats_come_back_swapped_and_stay_out_of_the_judgments(db: Path) -> No
     assert len(repeated) == 2
     for original, repeat in repeated:
         assert (repeat["left"], repeat["right"]) == (original["right"], original["left"])
-        assert repeat["task_id"] != original["task_id"]
+        assert repeat["assignment_id"] != original["assignment_id"]
     with Store(db) as s:
         assert s.counts()["judgments"] == 9  # first votes only: rankings never see a repeat
-        rows = s.execute("SELECT is_repeat, judgment_key FROM web_votes")
+        rows = query(db, "SELECT is_repeat, judgment_key FROM web_votes")
     assert sorted(r[0] for r in rows).count(1) == 2
     assert all((r[1] is None) == bool(r[0]) for r in rows)
     admin = new_admin(db)
@@ -266,7 +277,7 @@ def test_restart_loses_nothing(db: Path) -> None:
     with TestClient(app) as client:
         for _ in range(4):
             task = client.get("/api/next", headers=bearer(token)).json()
-            body = {"task_id": task["task_id"], "choice": "right"}
+            body = {"assignment_id": task["assignment_id"], "choice": "right"}
             assert client.post("/api/votes", headers=bearer(token), json=body).status_code == 201
         pending = client.get("/api/next", headers=bearer(token)).json()
     # The lifespan closed the store; a new server on the same file picks up where this one stopped.
@@ -276,7 +287,7 @@ def test_restart_loses_nothing(db: Path) -> None:
     assert len(rest) == 12 - 4
     with Store(db) as s:
         assert s.counts()["judgments"] == 9
-        assert int(s.execute("SELECT COUNT(*) FROM web_votes")[0][0]) == 12
+        assert int(query(db, "SELECT COUNT(*) FROM web_votes")[0][0]) == 12
 
 
 def test_round_config_errors_name_the_fix(tmp_path: Path) -> None:
@@ -306,7 +317,7 @@ def test_hostile_text_never_reaches_html(tmp_path: Path) -> None:
     script = client.get("/static/rate.js").text
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script
-    body = {"task_id": task["task_id"], "choice": "left", "rationale": hostile}
+    body = {"assignment_id": task["assignment_id"], "choice": "left", "rationale": hostile}
     assert client.post("/api/votes", headers=bearer(token), json=body).status_code == 201
     admin = client.get("/admin", headers=bearer(new_admin(db))).text
     assert "<script>window.pwned" not in admin and "&lt;script&gt;window.pwned=1&lt;/script&gt;" in admin
@@ -325,7 +336,7 @@ def test_admin_page_and_downloads(db: Path) -> None:
                 break
             t = r.json()
             choice = "left" if model_of(t["left"]) == "alpha" or model_of(t["right"]) != "alpha" else "right"
-            body = {"task_id": t["task_id"], "choice": choice}
+            body = {"assignment_id": t["assignment_id"], "choice": choice}
             assert client.post("/api/votes", headers=bearer(token), json=body).status_code == 201
     with Store(db) as s:
         # GPT-4 prefers beta on every alpha-vs-beta task; the raters all preferred alpha there.
@@ -364,7 +375,7 @@ def test_admin_agreement_figures(db: Path) -> None:
             t = r.json()
             left, right = model_of(t["left"]), model_of(t["right"])
             choice = "left" if left == "alpha" else "right" if right == "alpha" else "tie"
-            body = {"task_id": t["task_id"], "choice": choice}
+            body = {"assignment_id": t["assignment_id"], "choice": choice}
             assert client.post("/api/votes", headers=bearer(token), json=body).status_code == 201
     page = client.get("/admin", headers=bearer(new_admin(db))).text
     assert '<strong id="kappa">1.000</strong>' in page

@@ -15,7 +15,7 @@ from playwright.sync_api import expect, sync_playwright
 from qlora_eval.store import Store
 from qlora_eval.types import Verdict
 from qlora_eval.web.app import create_app
-from tests.web.helpers import ServerThread, new_rater, seed_store
+from tests.web.helpers import ServerThread, new_rater, query, seed_store
 
 pytestmark = pytest.mark.browser
 
@@ -116,7 +116,7 @@ def test_rater_votes_with_mouse_and_keyboard(browser: Any, tmp_path: Path) -> No
     assert errors == []
     with Store(db) as s:
         stored = {j.judgment.rationale: j.judgment for j in s.judgments(judges=["human:alice"])}
-        skipped = s.execute("SELECT COUNT(*) FROM web_assignments WHERE skipped_at IS NOT NULL")[0][0]
+        skipped = query(db, "SELECT COUNT(*) FROM web_assignments WHERE skipped_at IS NOT NULL")[0][0]
     assert set(stored) == {"clearer", "1 s 4"} and skipped == 1
     assert stored["clearer"].verdict is Verdict.A and stored["1 s 4"].verdict is Verdict.B
     model_of = {"ANS[0]": "alpha", "ANS[1]": "beta"}

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from qlora_eval.cli.main import main
+from qlora_eval.human.raters import hash_token, rater_for_token
 from qlora_eval.store import Store
-from qlora_eval.web.auth import hash_token, rater_for_token
+from tests.web.helpers import query
 
 
 def lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -25,7 +26,7 @@ def test_raters_add_list_revoke_token(tmp_path: Path, capsys: pytest.CaptureFixt
     with Store(db) as s:
         who = rater_for_token(s, token)
         assert who is not None and who.judge == "human:alice"
-        assert s.execute("SELECT token_hash FROM raters")[0][0] == hash_token(token)
+        assert query(db, "SELECT token_hash FROM raters")[0][0] == hash_token(token)
 
     assert main(["raters", "add", "alice", "--db", db]) == 2  # duplicate name
     assert "already exists" in capsys.readouterr().err
@@ -50,7 +51,7 @@ def test_raters_add_list_revoke_token(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_admin_token_is_made_once_and_rotated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from qlora_eval.web.auth import ensure_admin
+    from qlora_eval.human.raters import ensure_admin
 
     db = tmp_path / "a.db"
     with Store(db) as s:

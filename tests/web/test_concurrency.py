@@ -15,7 +15,7 @@ import pytest
 
 from qlora_eval.store import Store
 from qlora_eval.web.app import create_app
-from tests.web.helpers import ServerThread, bearer, free_port, new_rater, seed_store
+from tests.web.helpers import ServerThread, bearer, free_port, new_rater, query, seed_store
 
 pytestmark = pytest.mark.network
 
@@ -36,7 +36,7 @@ def test_eight_raters_at_once(tmp_path: Path) -> None:
                 if r.status_code == 204:
                     return created, conflicts
                 assert r.status_code == 200, r.text
-                body = {"task_id": r.json()["task_id"], "choice": ["left", "right", "tie"][created % 3]}
+                body = {"assignment_id": r.json()["assignment_id"], "choice": ["left", "right", "tie"][created % 3]}
                 with ThreadPoolExecutor(2) as pair:
                     statuses = sorted(pair.map(lambda b: client.post("/api/votes", json=b).status_code, [body, body]))
                 assert statuses == [201, 409], statuses
@@ -49,7 +49,7 @@ def test_eight_raters_at_once(tmp_path: Path) -> None:
 
     with Store(db) as s:
         judgments = s.judgments()
-        votes = s.execute("SELECT rater, task_id, is_repeat, judgment_key FROM web_votes")
+        votes = query(db, "SELECT rater, task_id, is_repeat, judgment_key FROM web_votes")
     assert len(judgments) == 18 * 3  # every task rated by exactly raters_per_task raters
     per_task = Counter((j.judgment.prompt_id, *sorted((j.judgment.model_a, j.judgment.model_b))) for j in judgments)
     assert set(per_task.values()) == {3}

@@ -144,12 +144,12 @@
       setMessage("Choose one of the four options first (keys 1-4).", true);
       return;
     }
-    post("/api/votes", { task_id: current.task_id, choice: choice, rationale: rationale.value.trim() });
+    post("/api/votes", { assignment_id: current.assignment_id, choice: choice, rationale: rationale.value.trim() });
   }
 
   function skip() {
     if (busy || !current) return;
-    post("/api/skip", { task_id: current.task_id });
+    post("/api/skip", { assignment_id: current.assignment_id });
   }
 
   form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
