@@ -18,8 +18,7 @@ from qlora_eval.interchange.base import Format, Imported, ImportOptions, RecordK
 from qlora_eval.interchange.rename import apply_renames, parse_renames
 
 FORMATS: dict[str, Format] = {
-    m.FORMAT.name: m.FORMAT
-    for m in (qlora, fastchat, arena, answers, jsonl, qlora_generations, qlora_relative)
+    m.FORMAT.name: m.FORMAT for m in (qlora, fastchat, arena, answers, jsonl, qlora_generations, qlora_relative)
 }
 
 __all__ = [

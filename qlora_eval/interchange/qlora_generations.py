@@ -109,7 +109,8 @@ def read(path: Path, options: ImportOptions) -> Imported:
         if first_layout is None:
             first_layout = (layout, number)
         elif layout != first_layout[0]:
-            raise row.error(f"a {layout} row in a file of {first_layout[0]} rows (line {first_layout[1]}); keep one kind")
+            kind, line = first_layout
+            raise row.error(f"a {layout} row in a file of {kind} rows (line {line}); keep one kind per file")
         prompt = _prompt_of(row, prompts, prompt_set)
         if prompt.prompt_id in lines:
             raise row.error(

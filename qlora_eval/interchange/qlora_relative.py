@@ -87,7 +87,8 @@ def read(path: Path, options: ImportOptions) -> Imported:
             )
         )
     if not reviews:
-        raise InputError(f"the file holds no reviews; expected JSONL rows with {', '.join(REQUIRED_FIELDS)}", source=str(path))
+        expected = ", ".join(REQUIRED_FIELDS)
+        raise InputError(f"the file holds no reviews; expected JSONL rows with {expected}", source=str(path))
     return Imported(relative=tuple(reviews), sources=(SourceFile(str(path), sha256_file(path), len(reviews)),))
 
 
