@@ -87,6 +87,10 @@ class Assignment:
     skipped_at: str | None
     voted: bool
 
+    @property
+    def skipped(self) -> bool:
+        return self.skipped_at is not None
+
 
 @dataclass(frozen=True)
 class VoteRecord:
