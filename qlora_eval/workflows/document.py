@@ -13,9 +13,8 @@ change of meaning raises :data:`SCHEMA_VERSION`. Files written before the versio
      "seed", "judges", "prompt_sets", "inputs": [{"path", "sha256", "records"}], "data_sha256", "command",
      "qlora_eval_version", "python_version", "numpy_version", "created_at", "schema_version"}
 
-``tournament --json``: ``{"tournament", "config", "judge", "prompt_set", "prompts", "elo": RANKING + "seed",
-"bt": RANKING + "seed" + "note", "diagnostics": {"judge", ...}, "generation", "judging", "qlora_eval_version",
-"python_version", "created_at", "schema_version"}``.
+``tournament --json`` is :class:`~qlora_eval.workflows.tournament_document.TournamentDocument`, built from
+the same :class:`Ranking` and :class:`Diagnostics`.
 
 Only what ``check`` needs is required when reading (``method`` and each model's ``model``, ``rating``,
 ``ci_low``, ``ci_high``); a missing optional field reads as None (or empty) and is written back as null.
@@ -299,7 +298,7 @@ class RankDocument:
         Raises:
             InputError: a newer version, or a missing or ill-typed required field (named).
         """
-        version = _schema_version(data, source)
+        version = schema_version_of(data, source)
         ranking = Ranking.from_json(data, source=source)
         return cls(
             ranking=ranking,
@@ -326,108 +325,10 @@ class RankDocument:
         Raises:
             InputError: unreadable file, not JSON, or bad fields (named, with the file and line).
         """
-        return cls.from_json(_read_json(path), source=str(path))
+        return cls.from_json(read_json(path), source=str(path))
 
 
-@dataclass(frozen=True)
-class TournamentDocument:
-    """What ``qlora-eval tournament --json`` writes: the Elo and BT rankings of one tournament and how it ran.
-
-    Attributes:
-        tournament: its name.
-        config: the tournament config as recorded in the store's run.
-        judge: the judge id.
-        prompt_set: the prompt set.
-        prompts: number of prompts.
-        elo: the Elo ranking.
-        bt: the Bradley-Terry ranking.
-        bt_note: why BT was fitted with a prior (None when the plain fit converged).
-        diagnostics: judge diagnostics (with ``judge``).
-        generation: ``generated`` and ``reused`` answer counts.
-        judging: the judge run's summary.
-        qlora_eval_version: package version.
-        python_version: Python version.
-        created_at: ISO-8601 UTC time.
-        schema_version: layout version (0: written before versions existed).
-    """
-
-    tournament: str
-    config: Mapping[str, Any]
-    judge: str
-    prompt_set: str
-    prompts: int
-    elo: Ranking
-    bt: Ranking
-    bt_note: str | None
-    diagnostics: Diagnostics
-    generation: Mapping[str, int]
-    judging: Mapping[str, Any]
-    qlora_eval_version: str
-    python_version: str
-    created_at: str
-    schema_version: int = SCHEMA_VERSION
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object; keys in the order of the pre-versioned files, ``schema_version`` last."""
-        return {
-            "tournament": self.tournament,
-            "config": dict(self.config),
-            "judge": self.judge,
-            "prompt_set": self.prompt_set,
-            "prompts": self.prompts,
-            "elo": self.elo.to_json(),
-            "bt": {**self.bt.to_json(), "note": self.bt_note},
-            "diagnostics": self.diagnostics.to_json(),
-            "generation": dict(self.generation),
-            "judging": dict(self.judging),
-            "qlora_eval_version": self.qlora_eval_version,
-            "python_version": self.python_version,
-            "created_at": self.created_at,
-            "schema_version": self.schema_version,
-        }
-
-    def dumps(self) -> str:
-        """The file text (indented, strict JSON: no NaN)."""
-        return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
-
-    @classmethod
-    def from_json(cls, data: Any, *, source: str | None = None) -> TournamentDocument:
-        """Read a tournament document of any version up to :data:`SCHEMA_VERSION`.
-
-        Raises:
-            InputError: a newer version or a missing field (named).
-        """
-        version = _schema_version(data, source)
-        try:
-            return cls(
-                tournament=str(data["tournament"]),
-                config=data["config"],
-                judge=str(data["judge"]),
-                prompt_set=str(data["prompt_set"]),
-                prompts=int(data["prompts"]),
-                elo=Ranking.from_json(data["elo"], source=source, where="elo"),
-                bt=Ranking.from_json(data["bt"], source=source, where="bt"),
-                bt_note=data["bt"].get("note"),
-                diagnostics=Diagnostics.from_json(data.get("diagnostics")),
-                generation=data["generation"],
-                judging=data["judging"],
-                qlora_eval_version=str(data["qlora_eval_version"]),
-                python_version=str(data["python_version"]),
-                created_at=str(data["created_at"]),
-                schema_version=version,
-            )
-        except KeyError as exc:
-            raise InputError(
-                f"field {exc.args[0]!r} is missing; expected the output of qlora-eval tournament --json", source=source
-            ) from exc
-
-    @classmethod
-    def load(cls, path: str | Path) -> TournamentDocument:
-        """Read a ``tournament --json`` file."""
-        return cls.from_json(_read_json(path), source=str(path))
-
-
-def _read_json(path: str | Path) -> Any:
+def read_json(path: str | Path) -> Any:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -442,7 +343,7 @@ def _read_json(path: str | Path) -> Any:
         ) from exc
 
 
-def _schema_version(data: Any, source: str | None) -> int:
+def schema_version_of(data: Any, source: str | None) -> int:
     if not isinstance(data, dict):
         raise InputError(
             "expected a JSON object with a 'models' list (the output of qlora-eval rank --json)", source=source

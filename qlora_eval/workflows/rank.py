@@ -231,6 +231,11 @@ def _load_files(request: RankRequest) -> tuple[list[Judgment], tuple[InputRecord
         raise ConfigError(f"rank INPUT... needs --format ({', '.join(FORMATS)})")
     options = ImportOptions(prompt_set=request.prompt_set, reviewer=request.reviewer)
     batch = read_inputs(list(request.inputs), request.format, options)
+    if batch.relative:
+        raise InputError(
+            "the input holds relative-score reviews (two 1-10 scores per call), not pairwise verdicts; they are not "
+            "ranked by Elo/Bradley-Terry: import them into a store and use rank --db DB --method relative --reference MODEL"
+        )
     if batch.answers and not batch.judgments:
         raise InputError("the input holds answers only; rank needs verdicts (judge the answers first)")
     judgments = list(batch.judgments)
@@ -255,6 +260,12 @@ def _load_store(request: RankRequest) -> tuple[list[Judgment], tuple[InputRecord
         )
     with Store(path) as store:
         judgments = [s.judgment for s in store.judgments(prompt_set=request.prompt_set)]
+        if not judgments and store.relative_judgments(prompt_set=request.prompt_set):
+            raise InputError(
+                "the store holds relative judgments (two 1-10 scores per call) and no pairwise verdicts; "
+                "score them with --method relative --reference MODEL",
+                source=str(path),
+            )
     return judgments, (InputRecord(str(path), sha256_file(path), len(judgments)),)
 
 

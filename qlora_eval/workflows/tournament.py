@@ -27,7 +27,7 @@ from qlora_eval.judge.runner import JudgeRunSummary
 from qlora_eval.judge.session import JudgeOptions
 from qlora_eval.models.spec import ModelSpec, parse_model_spec
 from qlora_eval.types import Answer, GenerationSettings
-from qlora_eval.workflows.document import TournamentDocument
+from qlora_eval.workflows.tournament_document import TournamentDocument
 
 if TYPE_CHECKING:
     from qlora_eval.judge.kind import JudgeSpec

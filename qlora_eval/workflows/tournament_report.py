@@ -13,7 +13,8 @@ from qlora_eval.config import TournamentConfig
 from qlora_eval.errors import ConfigError
 from qlora_eval.judge.runner import JudgeRunSummary
 from qlora_eval.types import Answer, Judgment, Prompt, utc_now
-from qlora_eval.workflows.document import Ranking, TournamentDocument
+from qlora_eval.workflows.document import Ranking
+from qlora_eval.workflows.tournament_document import TournamentDocument
 
 if TYPE_CHECKING:
     from qlora_eval.judge.kind import JudgeSpec

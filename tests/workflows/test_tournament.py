@@ -1,4 +1,4 @@
-"""The tournament end to end with stand-in models and the fake judge server (fast), and with SmolLM2 (slow)."""
+"""The tournament workflow end to end with stand-in models and the fake judge server (fast)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-import pytest
-
-from qlora_eval.cli.main import main
-from qlora_eval.workflows.tournament import run_tournament
-from qlora_eval.config import Contestant, JudgeConfig, PromptsConfig, TournamentConfig, load_tournament_config
+from qlora_eval.config import Contestant, JudgeConfig, PromptsConfig, TournamentConfig
 from qlora_eval.judge.openai_judge import RetryPolicy
 from qlora_eval.judge.session import JudgeOptions
 from qlora_eval.models.base import ChatModel, Completion
 from qlora_eval.models.spec import ModelSpec
 from qlora_eval.store import Store
 from qlora_eval.types import GenerationSettings, Message
+from qlora_eval.workflows.tournament import run_tournament
 from tests.judge.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,62 +92,3 @@ def test_tournament_end_to_end_and_rerun_does_no_new_work(tmp_path: Path) -> Non
             k: counts[k] for k in ("answers", "judgments", "prompts")
         }
         assert json.loads(config.json.read_text())["elo"]["models"] == document["elo"]["models"]
-
-
-def test_cli_needs_config_or_models(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["tournament"]) == 2
-    assert "--config tournaments/NAME.yaml or --models" in capsys.readouterr().err
-
-
-def test_dry_run_of_the_paper_setup_prices_gpt4(capsys: pytest.CaptureFixture[str]) -> None:
-    shared = REPO.parent / "shared" / "data"
-    if not (shared / "vicuna_questions.jsonl").is_file():
-        pytest.skip("the Vicuna prompts are not available offline here")
-    code = main(
-        [
-            "tournament",
-            "--config",
-            str(REPO / "tournaments" / "guanaco-vicuna.yaml"),
-            "--data-dir",
-            str(shared),
-            "--dry-run",
-        ]
-    )
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "3 models x 80 prompts" in out and "480 judge calls by openai:gpt-4" in out
-    assert "estimated cost: at most $" in out
-
-
-@pytest.mark.slow
-def test_reduced_demo_with_smollm2(tmp_path: Path) -> None:
-    """The demo config with 2 prompts and 8-token answers: real SmolLM2 (fp32, NF4, greedy) and the local judge."""
-    demo = load_tournament_config(REPO / "tournaments" / "demo.yaml")
-    code = main(
-        [
-            "tournament",
-            "--config",
-            str(REPO / "tournaments" / "demo.yaml"),
-            "--limit",
-            "2",
-            "--max-new-tokens",
-            "8",
-            "--rounds",
-            "50",
-            "--db",
-            str(tmp_path / "d.db"),
-            "--html",
-            str(tmp_path / "d.html"),
-            "--json",
-            str(tmp_path / "d.json"),
-            "--no-progress",
-        ]
-    )
-    assert code == 0
-    document = json.loads((tmp_path / "d.json").read_text())
-    assert document["judge"] == "local:smollm2-135m" and document["judging"]["new"] == 2 * 3 * 2
-    assert {m["model"] for m in document["elo"]["models"]} == {"smollm2-fp32", "smollm2-nf4", "smollm2-greedy"}
-    assert document["elo"]["invalid"] == 0  # the local judge never fails to parse
-    html = (tmp_path / "d.html").read_text()
-    assert "small local model" in html and "P(1)=" in html
-    assert len(demo.models) == 3
