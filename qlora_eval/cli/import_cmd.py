@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from qlora_eval.interchange import FORMATS, ImportOptions, read_inputs
+from qlora_eval import paths
+from qlora_eval.interchange import FORMATS, ImportOptions, parse_renames, read_inputs
 from qlora_eval.interchange.storing import store_imported
 from qlora_eval.store import DEFAULT_DB, Store
 
@@ -28,13 +30,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reviewer",
         default="gpt-4",
-        help="qlora format: the reviewer named in the file names ...-<reviewer>-reviewer.jsonl (default gpt-4)",
+        help="qlora format: the reviewer named in the file names ...-<reviewer>-reviewer.jsonl (default gpt-4); "
+        "qlora-relative: the judge of the reviews",
+    )
+    parser.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="give model OLD the name NEW (repeatable; any format), e.g. --rename answer-gpt35=chatgpt",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="qlora-generations: folder holding the vicuna/oa prompt files (offline; default $QLORA_EVAL_DATA)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     # Read and validate everything before opening the store: a bad line anywhere stores nothing.
-    batch = read_inputs(args.inputs, args.format, ImportOptions(prompt_set=args.prompt_set, reviewer=args.reviewer))
+    options = ImportOptions(
+        prompt_set=args.prompt_set,
+        reviewer=args.reviewer,
+        data_dir=paths.data_dir(args.data_dir),
+        renames=parse_renames(args.rename),
+    )
+    batch = read_inputs(args.inputs, args.format, options)
     with Store(args.db) as store:
         counts = store_imported(store, batch)
     files = len(batch.sources)
@@ -44,4 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if batch.answers:
         print(f"answers: {counts.answers_new} new, {counts.answers_duplicate} duplicate")
         print(f"prompts: {counts.prompts_new} new")
+    if batch.relative:
+        print(
+            f"relative judgments: {counts.relative_new} new, {counts.relative_duplicate} duplicate, "
+            f"{counts.relative_invalid} invalid (unparsable, counted, not scored)"
+        )
     return 0

@@ -7,6 +7,7 @@ Imports stay light (no report, no matplotlib) unless ``--html`` is given.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from qlora_eval.cli.leaderboard import format_leaderboard
 from qlora_eval.errors import ConfigError
 from qlora_eval.interchange import FORMATS
 from qlora_eval.workflows.rank import RankRequest, rank, rank_report_html
+from qlora_eval.workflows.relative import RelativeRequest, format_relative, relative_rank
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reviewer", default="gpt-4", help="qlora format: reviewer named in the file names")
     parser.add_argument("--judge", action="append", default=None, help="only verdicts of this judge (repeatable)")
     parser.add_argument("--models", nargs="+", default=None, help="only battles between these models")
-    parser.add_argument("--method", choices=["elo", "bt"], default="elo", help="Elo over orderings or Bradley-Terry")
     parser.add_argument(
-        "--rounds", type=int, default=None, help="Elo orderings (default 10000) or BT bootstrap rounds (default 1000)"
+        "--method",
+        choices=["elo", "bt", "relative"],
+        default="elo",
+        help="Elo over orderings, Bradley-Terry, or relative (score as %% of --reference; needs --db)",
+    )
+    parser.add_argument("--reference", default=None, metavar="MODEL", help="relative: the model scores are a %% of")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="Elo orderings (default 10000) or BT/relative bootstrap rounds (default 1000)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the orderings / bootstrap (default 0)")
     parser.add_argument("--json", default=None, metavar="PATH", help="write the ranking as JSON (what check reads)")
@@ -38,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command_line(args: argparse.Namespace) -> str:
     """The command as a user would type it again (rebuilt from the options, so it is the same in tests)."""
     parts = ["qlora-eval", "rank", *args.inputs]
-    for flag in ("format", "db", "prompt_set", "method", "rounds", "seed", "json", "html", "title"):
+    for flag in ("format", "db", "prompt_set", "method", "reference", "rounds", "seed", "json", "html", "title"):
         value = getattr(args, flag)
         if value is not None:
             parts += [f"--{flag.replace('_', '-')}", str(value)]
@@ -68,7 +79,42 @@ def request_from_args(args: argparse.Namespace) -> RankRequest:
     )
 
 
+def run_relative(args: argparse.Namespace) -> int:
+    """``rank --method relative``: each model's score as a percentage of ``--reference``'s (store only)."""
+    if args.reference is None:
+        raise ConfigError("--method relative needs --reference MODEL (e.g. --reference answer-gpt35)")
+    if args.db is None or args.inputs:
+        raise ConfigError(
+            "--method relative reads a store: the relative reviews name answers by id, so import the generation "
+            "files (--format qlora-generations) and then the reviews (--format qlora-relative) into one --db"
+        )
+    if args.html is not None:
+        raise ConfigError("--html is not available for --method relative yet; use --json")
+    if args.json is not None and not Path(args.json).resolve().parent.is_dir():
+        raise ConfigError(f"the folder of --json {args.json} does not exist; create it first")
+    request = RelativeRequest(
+        db=Path(args.db),
+        reference=args.reference,
+        prompt_set=args.prompt_set,
+        judges=tuple(args.judge) if args.judge is not None else None,
+        models=tuple(args.models) if args.models is not None else None,
+        rounds=args.rounds,
+        seed=args.seed,
+        command=command_line(args),
+    )
+    document = relative_rank(request)
+    print(format_relative(document))
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.method == "relative":
+        return run_relative(args)
+    if args.reference is not None:
+        raise ConfigError("--reference applies to --method relative only")
     request = request_from_args(args)
     request.check()
     for option in ("json", "html"):

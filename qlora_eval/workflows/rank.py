@@ -233,8 +233,9 @@ def _load_files(request: RankRequest) -> tuple[list[Judgment], tuple[InputRecord
     batch = read_inputs(list(request.inputs), request.format, options)
     if batch.relative:
         raise InputError(
-            "the input holds relative-score reviews (two 1-10 scores per call), not pairwise verdicts; they are not "
-            "ranked by Elo/Bradley-Terry: import them into a store and use rank --db DB --method relative --reference MODEL"
+            "the input holds relative-score reviews (two 1-10 scores per call), not pairwise verdicts, and Elo or "
+            "Bradley-Terry does not rank them: import them into a store, then "
+            "rank --db DB --method relative --reference MODEL"
         )
     if batch.answers and not batch.judgments:
         raise InputError("the input holds answers only; rank needs verdicts (judge the answers first)")
