@@ -30,6 +30,7 @@ demo: install
 lint:
 	ruff check .
 	mypy
+	lint-imports
 
 test: install-dev vllm-venv lint
 	$(PYTHON) -m pytest
