@@ -30,12 +30,15 @@ from urllib.parse import parse_qsl, urlencode
 
 from qlora_eval.errors import ConfigError
 from qlora_eval.judge.base import Budget, Judge, JudgeOutcome, JudgeRequest
+from qlora_eval.judge.kind import JudgeKind, JudgeSpec
+from qlora_eval.judge.options import JudgeOptions
+from qlora_eval.judge.pricing import Price, PriceTable
 from qlora_eval.types import Message, Role, Verdict
 
 if TYPE_CHECKING:
     from qlora_eval.models.hf import HFChatModel
 
-KIND = "local-likelihood"
+KIND_NAME = "local-likelihood"
 PROTOCOL = "pointwise-mean-logprob"
 #: Bumped whenever the scoring changes (part of every judgment's settings, so of its key).
 PROTOCOL_VERSION = 1
@@ -80,7 +83,7 @@ def parse_likelihood_target(target: str) -> LikelihoodSpec:
         try:
             pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
         except ValueError as exc:
-            raise ConfigError(f"bad judge spec {KIND}:{target!r}: options must be key=value ({exc})") from exc
+            raise ConfigError(f"bad judge spec {KIND_NAME}:{target!r}: options must be key=value ({exc})") from exc
         for key, value in pairs:
             if key != "tie_margin":
                 kept.append((key, value))
@@ -91,8 +94,8 @@ def parse_likelihood_target(target: str) -> LikelihoodSpec:
                 margin = -1.0
             if not math.isfinite(margin) or margin < 0:
                 raise ConfigError(
-                    f"bad judge spec {KIND}:{target!r}: tie_margin must be a number >= 0 (nats per token), got "
-                    f"{value!r}; e.g. {KIND}:smollm2-135m?tie_margin={DEFAULT_TIE_MARGIN}"
+                    f"bad judge spec {KIND_NAME}:{target!r}: tie_margin must be a number >= 0 (nats per token), got "
+                    f"{value!r}; e.g. {KIND_NAME}:smollm2-135m?tie_margin={DEFAULT_TIE_MARGIN}"
                 )
     model_spec = base + ("?" + urlencode(kept) if kept else "")
     parse_model_spec(model_spec)  # fail now, with the model grammar, rather than after generating answers
@@ -224,14 +227,14 @@ class LikelihoodJudge(Judge):
         spec = parse_model_spec(parsed.model_spec)
         if spec.backend is not Backend.HF:
             raise ConfigError(
-                f"a {KIND} judge scores answers with a transformers model; {parsed.model_spec!r} uses the "
-                f"{spec.backend.value} backend (use an hf spec such as {KIND}:smollm2-135m)"
+                f"a {KIND_NAME} judge scores answers with a transformers model; {parsed.model_spec!r} uses the "
+                f"{spec.backend.value} backend (use an hf spec such as {KIND_NAME}:smollm2-135m)"
             )
         if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"{KIND} judge batch size must be >= 1, got {batch_size}")
+            raise ConfigError(f"{KIND_NAME} judge batch size must be >= 1, got {batch_size}")
         self.target = target
         self.spec = parsed
-        self.judge_id = f"{KIND}:{target}"
+        self.judge_id = f"{KIND_NAME}:{target}"
         self.concurrency = 1  # one model, one forward pass at a time
         self.batch_size = REQUESTS_PER_CALL
         self._model = HFChatModel.from_spec(spec, device=device)
@@ -295,6 +298,35 @@ class LikelihoodJudge(Judge):
 
 def _fmt(value: float | None) -> str:
     return "n/a (empty)" if value is None else f"{value:.3f}"
+
+
+# -- the kind ----------------------------------------------------------------------------------------------
+
+
+def _parse(text: str, rest: str) -> JudgeSpec:
+    parse_likelihood_target(rest)  # fail now (bad margin, bad model spec) rather than after generating answers
+    return JudgeSpec(text=text, kind=KIND, target=rest)
+
+
+def _build(spec: JudgeSpec, options: JudgeOptions, price: Price | None) -> Judge:
+    return LikelihoodJudge(spec.target, batch_size=options.local_batch_size)
+
+
+def _price(spec: JudgeSpec, table: PriceTable) -> Price:
+    return Price(0.0, 0.0)  # a model in this process costs no money
+
+
+KIND = JudgeKind(
+    name=KIND_NAME,
+    grammar=f"{KIND_NAME}:MODEL_SPEC[?tie_margin=X]  a local transformers model scoring each answer alone by its "
+    f"mean per-token log-probability; position-free (e.g. {KIND_NAME}:smollm2-135m, margin {DEFAULT_TIE_MARGIN})",
+    parse=_parse,
+    settings=lambda spec, options: likelihood_judge_settings(spec.target),
+    price=_price,
+    completion_tokens=lambda options: 0,  # nothing is generated: the answers are scored
+    build=_build,
+    runs_locally=True,
+)
 
 
 def user_turn(text: str) -> tuple[Message, ...]:

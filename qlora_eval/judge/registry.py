@@ -18,10 +18,10 @@ from __future__ import annotations
 import difflib
 
 from qlora_eval.errors import ConfigError
-from qlora_eval.judge import local_judge, openai_judge
+from qlora_eval.judge import likelihood_judge, local_judge, openai_judge
 from qlora_eval.judge.kind import JudgeKind, JudgeSpec
 
-JUDGE_KINDS: dict[str, JudgeKind] = {m.KIND.name: m.KIND for m in (openai_judge, local_judge)}
+JUDGE_KINDS: dict[str, JudgeKind] = {m.KIND.name: m.KIND for m in (openai_judge, local_judge, likelihood_judge)}
 
 __all__ = ["JUDGE_KINDS", "JudgeKind", "JudgeSpec", "get_judge_kind", "judge_grammar", "parse_judge_spec"]
 

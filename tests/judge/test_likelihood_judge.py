@@ -120,3 +120,15 @@ def test_both_orders_give_mirrored_verdicts_and_are_stored_with_scores(db: Path,
 def test_a_non_hf_judge_model_is_refused() -> None:
     with pytest.raises(ConfigError, match="transformers model"):
         LikelihoodJudge("openai:gpt-4")
+
+
+def test_registered_as_a_local_judge_kind() -> None:
+    from qlora_eval.judge.options import JudgeOptions
+    from qlora_eval.judge.registry import judge_grammar, parse_judge_spec
+
+    spec = parse_judge_spec("local-likelihood:smollm2-135m?tie_margin=0.1")
+    assert spec.kind.runs_locally and spec.judge_id == "local-likelihood:smollm2-135m?tie_margin=0.1"
+    assert spec.settings(JudgeOptions())["tie_margin"] == 0.1
+    assert "local-likelihood:MODEL_SPEC" in judge_grammar()
+    with pytest.raises(ConfigError, match="tie_margin"):
+        parse_judge_spec("local-likelihood:smollm2-135m?tie_margin=-2")
