@@ -241,9 +241,7 @@ def _parse(text: str, rest: str) -> JudgeSpec:
         try:
             options = dict(parse_qsl(query, strict_parsing=True))
         except ValueError as exc:
-            raise ConfigError(
-                f"bad judge spec {text!r}: options must be key=value ({exc})\n{judge_grammar()}"
-            ) from exc
+            raise ConfigError(f"bad judge spec {text!r}: options must be key=value ({exc})\n{judge_grammar()}") from exc
     unknown = sorted(set(options) - {"base_url"})
     if unknown or not model:
         problem = f"unknown options {unknown}" if unknown else "the model name is empty"

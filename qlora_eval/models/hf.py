@@ -298,7 +298,8 @@ class HFChatModel(ChatModel):
             prompts: complete input texts (e.g. from :meth:`format_prompt`), each tokenized the way
                 :meth:`generate` tokenizes (BOS added only in the Guanaco format).
             candidates: strings that each encode to exactly one token (e.g. ``"1"``, ``"2"``, ``"3"``).
-            batch_size: prompts per forward pass (left-padded).
+            batch_size: prompts per forward pass (left-padded, with position ids that skip the padding:
+                see :mod:`qlora_eval.models.logprobs`).
 
         Returns:
             float64 array of shape ``(len(prompts), len(candidates))``: log-softmax over the full
@@ -308,7 +309,8 @@ class HFChatModel(ChatModel):
             ConfigError: when a candidate is not a single token for this tokenizer.
         """
         import numpy as np
-        import torch
+
+        from qlora_eval.models.logprobs import next_token_logprobs
 
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
         ids = []
@@ -320,15 +322,11 @@ class HFChatModel(ChatModel):
                     "next_token_logprobs needs candidates that are exactly one token each"
                 )
             ids.append(encoded[0])
-        result = np.empty((len(prompts), len(candidates)), dtype=np.float64)
-        for begin in range(0, len(prompts), batch_size):
-            chunk = prompts[begin : begin + batch_size]
-            batch = self._encode(chunk)
-            with torch.inference_mode():
-                logits = model(**batch).logits[:, -1, :].float()
-            logprobs = torch.log_softmax(logits, dim=-1)[:, ids]
-            result[begin : begin + len(chunk)] = logprobs.cpu().numpy()
-        return result
+        sequences = [tokenizer(text, add_special_tokens=self._add_special_tokens).input_ids for text in prompts]
+        rows = next_token_logprobs(
+            model, sequences, ids, pad_id=tokenizer.pad_token_id, batch_size=batch_size, max_length=None
+        )
+        return np.asarray(rows, dtype=np.float64).reshape(len(prompts), len(candidates))
 
     def close(self) -> None:
         import gc

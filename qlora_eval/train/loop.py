@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qlora_eval.errors import ConfigError
+from qlora_eval.errors import ConfigError, TrainingDivergedError
 from qlora_eval.train import attention, batching, checkpoint, packing, threads
 from qlora_eval.train.collator import TokenizedExample, TokenizeSettings, collate, tokenize_example
 from qlora_eval.train.config import OPTIMIZERS, TrainConfig
@@ -358,7 +358,7 @@ def _train(
             "seconds": seconds,
         }
         if not math.isfinite(record["loss"]):
-            raise ConfigError(f"the loss became {record['loss']} at step {step + 1}; lower --learning-rate")
+            raise TrainingDivergedError(f"the loss became {record['loss']} at step {step + 1}; lower --learning-rate")
         history.append(record)
         if accelerator.is_main_process:
             bar.update(1)
