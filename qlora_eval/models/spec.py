@@ -15,10 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl
-
-import yaml
 
 from qlora_eval.errors import ConfigError
 
@@ -140,13 +137,7 @@ class ModelSpec:
 
 
 class AliasRegistry:
-    """Built-in aliases plus any the user adds from YAML.
-
-    YAML form::
-
-        aliases:
-          my-model: {spec: "hf:/models/guanaco-7b?bits=4", description: "..."}
-    """
+    """The built-in aliases plus any added with :meth:`add`."""
 
     def __init__(self, extra: dict[str, AliasEntry] | None = None) -> None:
         self._aliases: dict[str, AliasEntry] = {**BUILTIN_ALIASES, **(extra or {})}
@@ -159,34 +150,6 @@ class AliasRegistry:
 
     def add(self, name: str, entry: AliasEntry) -> None:
         self._aliases[name] = entry
-
-    def load_yaml(self, path: Path) -> None:
-        """Add the aliases of a YAML file.
-
-        Raises:
-            ConfigError: naming the file and the alias when an entry is malformed.
-        """
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read aliases: {exc}", source=str(path)) from exc
-        if not isinstance(data, dict) or not isinstance(data.get("aliases"), dict):
-            raise ConfigError("expected a mapping with key 'aliases: {NAME: {spec: ...}}'", source=str(path))
-        for name, value in data["aliases"].items():
-            if not isinstance(value, dict) or not isinstance(value.get("spec"), str):
-                raise ConfigError(f"alias {name!r} needs a 'spec' string", source=str(path))
-            parsed = parse_model_spec(value["spec"], registry=self)
-            self.add(
-                str(name),
-                AliasEntry(
-                    backend=parsed.backend,
-                    target=parsed.target,
-                    options=dict(parsed.options),
-                    gguf_package=parsed.gguf_package,
-                    gguf_file=parsed.gguf_file,
-                    description=str(value.get("description", "")),
-                ),
-            )
 
 
 DEFAULT_REGISTRY = AliasRegistry()
@@ -276,8 +239,3 @@ def parse_model_spec(text: str, registry: AliasRegistry = DEFAULT_REGISTRY) -> M
     if backend is Backend.OPENAI and "chat" in options and options["chat"] != "template":
         raise _spec_error(text, "the openai backend always uses the server's chat format", registry)
     return ModelSpec(text=raw, backend=backend, target=target, options=options)
-
-
-def spec_options_summary(spec: ModelSpec) -> dict[str, Any]:
-    """What is recorded with an answer about the model that produced it."""
-    return {"backend": spec.backend.value, "target": spec.target, "options": dict(sorted(spec.options.items()))}
