@@ -74,11 +74,11 @@ def test_answers_carry_spec_settings_hash_tokens_and_latency(store: Store, tmp_p
     assert a.text.startswith("m1 answers: What is the capital of France?")
     prompts = store.prompts("demo")
     assert [p.prompt_id for p in prompts] == ["1", "2", "3"]
-    row = store.execute("SELECT set_version, set_hash FROM prompts WHERE prompt_set='demo' LIMIT 1")[0]
-    assert (row["set_version"], row["set_hash"]) == (demo.version, demo.sha256)
-    run = store.execute("SELECT * FROM runs WHERE run_id = ?", (report.run_id,))[0]
-    assert run["status"] == "done"
-    assert json.loads(run["config"])["prompt_set_sha256"] == demo.sha256
+    row = store.prompt_versions("demo")[0]
+    assert (row.set_version, row.set_hash) == (demo.version, demo.sha256)
+    run = next(r for r in store.runs() if r.run_id == report.run_id)
+    assert run.status == "done"
+    assert run.config["prompt_set_sha256"] == demo.sha256
 
 
 class Exploding(ChatModel):
@@ -107,7 +107,7 @@ def test_interrupt_keeps_finished_batches_and_resume_completes(store: Store, tmp
     with pytest.raises(KeyboardInterrupt):
         generate_answers(store, models, demo, SETTINGS, batch_size=4, loader=lambda s: Exploding(), progress=False)
     assert len(store.answers(models=["m1"])) == 4
-    assert store.execute("SELECT status FROM runs ORDER BY run_id DESC LIMIT 1")[0]["status"] == "interrupted"
+    assert store.runs()[-1].status == "interrupted"
     loader = Loader()
     again = generate_answers(store, models, demo, SETTINGS, batch_size=4, loader=loader, progress=False)
     assert (again.generated, again.reused) == (8, 4)

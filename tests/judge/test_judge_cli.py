@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -103,8 +104,7 @@ def test_resume_after_sigkill_pays_only_for_what_is_missing(tmp_path: Path) -> N
         assert fake.calls - calls_at_kill == 24 - stored_at_kill
         assert fake.calls <= 24 + concurrency
     with Store(db) as store:
-        rows = store.execute(
-            "SELECT prompt_id, model_a, model_b, answer_order, COUNT(*) AS n FROM judgments "
-            "GROUP BY prompt_id, model_a, model_b, answer_order"
+        rows = Counter(
+            (j.judgment.prompt_id, j.judgment.model_a, j.judgment.model_b, j.judgment.order) for j in store.judgments()
         )
-        assert len(rows) == 24 and all(r["n"] == 1 for r in rows)
+        assert len(rows) == 24 and all(n == 1 for n in rows.values())

@@ -103,10 +103,10 @@ def test_failure_after_retry_budget_is_recorded_and_retried_next_run(db: Path, f
     summary, _ = _run(db, fake)
     assert summary.failed == 1 and summary.new == 5 and fake.calls == 3 + 5
     with Store(db) as store:
-        rows = store.execute("SELECT error, attempts, judge FROM judge_failures")
+        rows = store.judge_failures()
         assert len(rows) == 1
-        assert "HTTP 500" in rows[0]["error"] and "gave up after 3 attempts" in rows[0]["error"]
-        assert rows[0]["attempts"] == 3 and rows[0]["judge"] == "openai:fake-judge"
+        assert "HTTP 500" in rows[0].error and "gave up after 3 attempts" in rows[0].error
+        assert rows[0].attempts == 3 and rows[0].judge == "openai:fake-judge"
         assert store.counts()["judgments"] == 5
     again, job = _run(db, fake)
     assert len(job.requests) == 1 and again.new == 1 and fake.calls == 9
