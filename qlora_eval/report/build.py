@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -11,6 +12,9 @@ from markupsafe import Markup
 from qlora_eval.report import plots
 from qlora_eval.report.data import ReportData, ReportSection, RunMetadata
 from qlora_eval.report.htmlkit import esc, figure_img, html_table
+
+if TYPE_CHECKING:
+    from qlora_eval.rating import RankingResult
 
 
 def _environment() -> Environment:
@@ -26,9 +30,11 @@ def _fmt_pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def leaderboard_section(data: ReportData) -> ReportSection:
-    """The ranking as a table: rank range, rating, interval, se, record, invalid verdicts."""
-    result = data.ranking
+def leaderboard_table(result: RankingResult) -> str:
+    """The ranking as an HTML table (rank range, rating, interval, se, record, score, invalid verdicts).
+
+    The one leaderboard table of the reports: the main ranking and a tournament's second (BT) ranking use it.
+    """
     rows = []
     for r in result.ratings:
         best, worst = result.rank_ranges[r.model]
@@ -46,6 +52,13 @@ def leaderboard_section(data: ReportData) -> ReportSection:
                 str(result.invalid_per_model.get(r.model, 0)),
             ]
         )
+    columns = ["rank", "model", "rating", "95% interval", "se", "wins / losses / ties", "score", "invalid"]
+    return html_table(columns, rows, numeric=(0, 2, 3, 4, 5, 6, 7))
+
+
+def leaderboard_section(data: ReportData) -> ReportSection:
+    """The ranking as a table: rank range, rating, interval, se, record, invalid verdicts."""
+    result = data.ranking
     spread = "orderings" if result.method.value == "elo" else "prompt bootstrap rounds"
     se_text = (
         "the standard error of the mean over orderings"
@@ -58,8 +71,7 @@ def leaderboard_section(data: ReportData) -> ReportSection:
         "range (best rank = 1 + the number of models whose interval lies entirely above). "
         "Score = (wins + ties/2) / battles; ties include both-bad verdicts."
     )
-    columns = ["rank", "model", "rating", "95% interval", "se", "wins / losses / ties", "score", "invalid"]
-    return ReportSection.table("Leaderboard", columns, rows, intro=intro, numeric=(0, 2, 3, 4, 5, 6, 7))
+    return ReportSection("Leaderboard", leaderboard_table(result), intro=intro)
 
 
 def interval_section(data: ReportData) -> ReportSection:

@@ -135,25 +135,10 @@ def judge_section(
 
 
 def ranking_table_section(title: str, ranking: RankingResult, *, note: str | None, intro: str) -> ReportSection:
-    """A compact table of a second ranking (the report's main one is Elo)."""
-    rows = []
-    for r in ranking.ratings:
-        best, worst = ranking.rank_ranges[r.model]
-        rows.append(
-            [
-                str(best) if best == worst else f"{best}–{worst}",
-                r.model,
-                f"{r.rating:.1f}",
-                f"{r.ci_low:.1f} – {r.ci_high:.1f}",
-                f"{r.se:.1f}",
-                str(r.wins),
-                str(r.losses),
-                str(r.ties),
-            ]
-        )
-    body = html_table(
-        ["rank", "model", "rating", "95% interval", "se", "wins", "losses", "ties"], rows, numeric=(0, 2, 3, 4, 5, 6, 7)
-    )
+    """A second ranking of the same verdicts (the report's main one is Elo), in the leaderboard's table."""
+    from qlora_eval.report.build import leaderboard_table
+
+    body = leaderboard_table(ranking)
     if note:
         body = f'<p class="warn">{esc(note)}</p>' + body
     return ReportSection(title, body, intro=intro)
