@@ -51,6 +51,13 @@ def test_sql_only_in_the_store() -> None:
     assert not violations, "SQL outside qlora_eval/store/ (add a typed Store method instead):\n" + "\n".join(violations)
 
 
+def test_no_raw_entry_point_leaves_the_store() -> None:
+    from qlora_eval.store import Store
+
+    public = {name for name in dir(Store) if not name.startswith("_")}
+    assert not public & {"execute", "executemany", "executescript", "transaction", "connection", "conn"}
+
+
 def test_the_check_catches_sql_and_sqlite3() -> None:
     bad = (
         "import sqlite3\n"

@@ -74,18 +74,6 @@ class StoreCore:
         with self._tx():
             yield
 
-    # TRANSITIONAL (issue 11): the two raw entry points below go once every caller outside the package uses
-    # typed methods and atomic(); tests/test_layers_sql.py then keeps them out.
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Deprecated: use ``atomic()`` and typed methods."""
-        with self._tx() as conn:
-            yield conn
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """Deprecated: use a typed method."""
-        return self._rows(sql, params)
-
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
