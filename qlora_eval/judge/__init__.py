@@ -15,7 +15,9 @@ Usage::
     summary = session.judge(store, plan, spec=spec, options=options)
 
 Modules, one job each: :mod:`.templates` (versioned, hashed prompts), :mod:`.parse` (the verdict line),
-:mod:`.spec`, :mod:`.plan` (which calls, keyed by content), :mod:`.runner` (threads, budget, storing),
-:mod:`.openai_judge` (retries, Retry-After, re-ask), :mod:`.local_judge` (next-token probabilities),
-:mod:`.pricing`, :mod:`.diagnostics` (agreement between judges), :mod:`.session` (the whole job).
+:mod:`.kind` (the judge-kind contract and ``JudgeSpec``), :mod:`.registry` (the kinds in one table; ``spec``
+re-exports the parser), :mod:`.options`, :mod:`.plan` (which calls, keyed by content), :mod:`.runner` (threads,
+budget, storing, key checks), :mod:`.openai_judge` (re-ask; retries live in ``models.openai_client``),
+:mod:`.local_judge` (next-token probabilities), :mod:`.pricing`, :mod:`.diagnostics` (agreement between
+judges), :mod:`.session` (the whole job).
 """
