@@ -19,13 +19,13 @@ from itertools import combinations
 from qlora_eval.errors import ConfigError, QloraEvalError
 from qlora_eval.human import assignment as rules
 from qlora_eval.human.assignment import Progress, RoundConfig
-from qlora_eval.store import Assignment, Choice, Rater, Store, Task, VoteRecord
+from qlora_eval.store import HUMAN_JUDGE_PREFIX, Assignment, Choice, Rater, Store, Task, VoteRecord
 from qlora_eval.types import Answer, Judgment, Order, Prompt, content_key, utc_now
 
 HUMAN_TEMPLATE = "human-form-v1"
 """The ``template_hash`` of every judgment made through the form (it names the form's version)."""
 
-HUMAN_JUDGE_PREFIX = "human:"
+__all__ = ["HUMAN_JUDGE_PREFIX", "HUMAN_TEMPLATE", "RatingRound", "ShownTask", "VoteRejected", "default_prompt_set"]
 
 
 class VoteRejected(QloraEvalError):

@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from qlora_eval.store.batches import BatchesMixin, BatchItem, BatchSubmission, SubmissionState
 from qlora_eval.store.core import DEFAULT_DB
-from qlora_eval.store.human import ADMIN_NAME, Assignment, Choice, HumanMixin, Rater, Task, VoteRecord
+from qlora_eval.store.human import (
+    ADMIN_NAME,
+    HUMAN_JUDGE_PREFIX,
+    Assignment,
+    Choice,
+    HumanMixin,
+    Rater,
+    Task,
+    VoteRecord,
+)
 from qlora_eval.store.records import JudgeFailure, RecordsMixin, StoredJudgment, StoredPrompt
 from qlora_eval.store.relative import AnswerRef, RelativeMixin
 from qlora_eval.store.runs import RunRecord, RunsMixin
@@ -37,6 +46,7 @@ class Store(RecordsMixin, RunsMixin, HumanMixin, RelativeMixin, BatchesMixin):
 __all__ = [
     "ADMIN_NAME",
     "DEFAULT_DB",
+    "HUMAN_JUDGE_PREFIX",
     "MIGRATIONS",
     "AnswerRef",
     "Assignment",

@@ -18,6 +18,9 @@ from qlora_eval.types import Verdict, utc_now
 ADMIN_NAME = "admin"
 """The name of the admin row in ``raters`` (``is_admin = 1``); not allowed as a rater name."""
 
+HUMAN_JUDGE_PREFIX = "human:"
+"""Judgments made from a rater's votes are stored under the judge id ``human:<rater>``."""
+
 
 @dataclass(frozen=True)
 class Rater:
@@ -31,7 +34,7 @@ class Rater:
     @property
     def judge(self) -> str:
         """The judge id this rater's votes are stored under."""
-        return f"human:{self.name}"
+        return HUMAN_JUDGE_PREFIX + self.name
 
 
 class Choice(Enum):
