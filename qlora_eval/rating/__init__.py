@@ -38,13 +38,16 @@ from qlora_eval.rating.bradley_terry import (
     BTBootstrap,
     BTFit,
     TieModel,
-    bootstrap_bradley_terry,
     bootstrap_prompt_counts,
-    bootstrap_reference_loop,
     count_tables,
     fit_bradley_terry,
     newton_fit_batch,
     prompt_count_tables,
+)
+from qlora_eval.rating.bt_bootstrap import (
+    bootstrap_bradley_terry,
+    bootstrap_bradley_terry_dense,
+    bootstrap_reference_loop,
 )
 from qlora_eval.rating.elo import (
     EloResult,
@@ -73,6 +76,7 @@ __all__ = [
     "battle_arrays",
     "battle_counts",
     "bootstrap_bradley_terry",
+    "bootstrap_bradley_terry_dense",
     "bootstrap_prompt_counts",
     "bootstrap_reference_loop",
     "check_ratable",

@@ -19,7 +19,8 @@ from qlora_eval.rating.bias import (
     position_bias,
     position_bias_by_judge,
 )
-from qlora_eval.rating.bradley_terry import TieModel, bootstrap_bradley_terry
+from qlora_eval.rating.bradley_terry import TieModel
+from qlora_eval.rating.bt_bootstrap import bootstrap_bradley_terry
 from qlora_eval.rating.elo import DEFAULT_INITIAL, DEFAULT_K, DEFAULT_SCALE, fit_elo
 from qlora_eval.rating.winrates import WinRates, win_rates
 from qlora_eval.types import Battle, Rating

@@ -1,0 +1,421 @@
+"""The Bradley-Terry prompt bootstrap at Arena scale: sparse per-prompt tables, chunked rounds.
+
+:func:`bootstrap_bradley_terry` keeps the prompt-level bootstrap (all battles of a prompt are drawn
+together, ``P`` prompts with replacement per round) but never builds a ``(P, m, m)`` array: prompts are
+stored sparsely and identical prompts merged (:mod:`.bt_tables`), each round's table is a weighted sum
+of the distinct prompt tables, and rounds are processed in chunks whose size keeps memory at a few
+tens of MB whatever ``R``. Each round is fitted by chord-Newton steps (Newton's method with the Hessian of
+the point estimate, factored once: bootstrap tables are close to the full data, so the steps contract
+fast), with gradients computed on the observed model pairs only; a round whose steps stop shrinking is
+refitted by the full Newton method (:func:`~qlora_eval.rating.bradley_terry.newton_fit_batch`). Both
+solve the same strictly convex problem, so they agree to the convergence tolerance.
+
+:func:`bootstrap_bradley_terry_dense` (the previous implementation) and :func:`bootstrap_reference_loop`
+(per round: collect the drawn battles, fit with scipy) are the references the tests compare against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from qlora_eval.errors import ConvergenceError, InputError
+from qlora_eval.rating.bradley_terry import (
+    _NEWTON_STEP_TOL,
+    DEFAULT_BASE,
+    DEFAULT_SCALE,
+    BTBootstrap,
+    BTFit,
+    TieModel,
+    _describe_unbounded,
+    _effective_tables,
+    _n_params,
+    _names,
+    _objective,
+    _strongly_connected,
+    _to_ratings,
+    bootstrap_prompt_counts,
+    count_tables,
+    fit_bradley_terry,
+    newton_fit_batch,
+    prompt_count_tables,
+    scipy_reference_fit,
+)
+from qlora_eval.rating.bt_tables import draw_type_counts, prompt_types
+
+# Rounds per chunk: about this many table cells (rounds x m x m) at a time (8 MB per float64 table).
+_CHUNK_CELLS = 1 << 20
+_CHORD_MAX_ITER = 100
+
+
+def _check_bootstrap_args(rounds: int, prompt_idx: np.ndarray) -> int:
+    if rounds < 2:
+        raise ValueError(f"the bootstrap needs at least 2 rounds, got {rounds}")
+    n_prompts = int(prompt_idx.max()) + 1 if prompt_idx.size else 0
+    if n_prompts < 2:
+        # Resampling a single prompt repeats it every round: zero-width intervals that would look like certainty.
+        raise InputError(
+            f"the Bradley-Terry bootstrap resamples prompts and needs battles on at least 2 prompts, got {n_prompts}; "
+            "add prompts or rate with Elo"
+        )
+    return n_prompts
+
+
+def bootstrap_bradley_terry(
+    a_idx: np.ndarray,
+    b_idx: np.ndarray,
+    score_a: np.ndarray,
+    prompt_idx: np.ndarray,
+    n_models: int,
+    rounds: int,
+    rng: np.random.Generator,
+    *,
+    tie_model: TieModel = TieModel.HALF_WIN,
+    prior: float = 0.0,
+    anchor: int | None = None,
+    scale: float = DEFAULT_SCALE,
+    base: float = DEFAULT_BASE,
+    models: Sequence[str] | None = None,
+) -> BTBootstrap:
+    """Point fit plus a bootstrap that resamples prompts, on sparse tables in chunks of rounds.
+
+    Args:
+        a_idx, b_idx, score_a: shape ``(n,)`` battle arrays.
+        prompt_idx: shape ``(n,)``, prompt group of each battle (values ``0..P-1``; all are resampled together).
+        n_models: ``m``.
+        rounds: bootstrap rounds (default 1,000 in the CLI); at least 2.
+        rng: the source of randomness for the resampling.
+        tie_model, prior, anchor, scale, base, models: as in
+            :func:`~qlora_eval.rating.bradley_terry.fit_bradley_terry`.
+
+    Returns:
+        The :class:`BTBootstrap`; ``samples`` has shape ``(rounds, m)``.
+
+    Raises:
+        InputError: when the battles cover fewer than 2 prompts (nothing to resample).
+        ConvergenceError: when the full data has no finite estimate, or when some resampled rounds do not
+            (the message says how many and what to do), or a fit fails to converge.
+    """
+    g = np.asarray(prompt_idx, dtype=np.intp)
+    n_prompts = _check_bootstrap_args(rounds, g)
+    types = prompt_types(a_idx, b_idx, score_a, g, n_prompts, n_models)
+    m = n_models
+    full_w, full_t = types.dense(*types.round_tables(types.multiplicity[None, :]))
+    point = fit_bradley_terry(
+        full_w[0], full_t[0], tie_model=tie_model, prior=prior, anchor=anchor, scale=scale, base=base, models=models
+    )
+    start = np.empty(_n_params(m, tie_model))
+    start[:m] = point.beta
+    if point.tie_nu is not None:
+        start[m] = math.log(point.tie_nu)
+    w_point, t_point = _effective_tables(full_w, full_t, tie_model, prior)
+    _, _, hessian = _objective(start[None], w_point, t_point, tie_model, with_hessian=True)
+    assert hessian is not None
+    h_inv = np.linalg.inv(hessian[0])
+    chunk = max(1, min(rounds, _CHUNK_CELLS // (m * m)))
+    z = np.empty((rounds, start.shape[0]))
+    bad = 0
+    first_bad: tuple[int, str] | None = None
+    for lo in range(0, rounds, chunk):
+        hi = min(rounds, lo + chunk)
+        # The draws of successive chunks continue one stream: the same counts as one (rounds, K) draw.
+        counts = draw_type_counts(types, hi - lo, rng)
+        w, t = types.dense(*types.round_tables(counts))
+        w_eff, t_eff = _effective_tables(w, t, tie_model, prior)
+        ok = _rounds_ok(w_eff, t_eff, tie_model)
+        if not ok.all():
+            bad += int((~ok).sum())
+            index = int(np.flatnonzero(~ok)[0])
+            reason = _describe_unbounded(w_eff[index], t_eff[index], _names(models, m)) or "no tie was drawn"
+            first_bad = first_bad or (lo + index, reason)
+        if bad:
+            continue  # the error below is certain: count the bad rounds, fit nothing more
+        z[lo:hi] = _chord_fit(w, t, w_eff, t_eff, start, h_inv, tie_model, prior)
+    if first_bad is not None:
+        raise ConvergenceError(
+            f"{bad} of {rounds} bootstrap rounds resampled prompts on which the estimate does not "
+            f"exist (e.g. round {first_bad[0]}: {first_bad[1]}); the intervals would be unbounded. Add battles "
+            "(more prompts), rate with a prior (virtual games, e.g. prior=1), or use Elo"
+        )
+    return _summarise(point, z, m, tie_model, anchor, scale, base)
+
+
+def _summarise(
+    point: BTFit, z: np.ndarray, m: int, tie_model: TieModel, anchor: int | None, scale: float, base: float
+) -> BTBootstrap:
+    samples = _to_ratings(z[:, :m], anchor, scale, base)
+    low, high = np.percentile(samples, [2.5, 97.5], axis=0)
+    return BTBootstrap(
+        point=point,
+        samples=samples,
+        se=samples.std(axis=0, ddof=1),
+        ci_low=low,
+        ci_high=high,
+        tie_nu_samples=np.exp(z[:, m]) if tie_model is TieModel.DAVIDSON else None,
+    )
+
+
+def _rounds_ok(w_eff: np.ndarray, t_eff: np.ndarray, tie_model: TieModel) -> np.ndarray:
+    """Per round (shape ``(B,)`` bool): the estimate exists (strongly connected win graph; a tie for DAVIDSON)."""
+    edges = (w_eff + t_eff) > 0
+    ok = strongly_connected_rounds(edges)
+    if tie_model is TieModel.DAVIDSON:
+        ok &= (t_eff > 0).any(axis=(1, 2))
+    return ok
+
+
+def strongly_connected_rounds(edges: np.ndarray) -> np.ndarray:
+    """Whether each directed graph is strongly connected, by breadth-first search from model 0 both ways.
+
+    ``O(B m^2)`` per search step (a handful of steps on battle graphs), instead of the ``log m`` matrix
+    squarings (``O(B m^3)``) of :func:`~qlora_eval.rating.bradley_terry.reachability`.
+
+    Args:
+        edges: shape ``(B, m, m)`` bool, ``edges[b, i, j]``: ``i`` beat or tied ``j`` in round ``b``.
+
+    Returns:
+        Shape ``(B,)`` bool.
+    """
+    rounds, m, _ = edges.shape
+    e = edges.astype(np.float32)
+    ok = np.ones(rounds, dtype=bool)
+    for graph in (e, np.swapaxes(e, 1, 2)):
+        reached = np.zeros((rounds, 1, m), dtype=np.float32)
+        reached[:, 0, 0] = 1.0
+        for _ in range(m):
+            grown = np.minimum(reached + np.matmul(reached, graph), 1.0)
+            if np.array_equal(grown, reached):
+                break
+            reached = grown
+        ok &= reached[:, 0, :].all(axis=1)
+    return ok
+
+
+def _chord_fit(
+    w: np.ndarray,
+    t: np.ndarray,
+    w_eff: np.ndarray,
+    t_eff: np.ndarray,
+    start: np.ndarray,
+    h_inv: np.ndarray,
+    tie_model: TieModel,
+    prior: float,
+) -> np.ndarray:
+    """Fit ``B`` rounds from the point estimate with steps ``-H0^{-1} grad``; stragglers get full Newton.
+
+    Args:
+        w, t: shape ``(B, m, m)`` raw round tables; ``w_eff``, ``t_eff``: the effective ones.
+        start: shape ``(d,)`` point estimate; ``h_inv``: shape ``(d, d)``, inverse Hessian there.
+
+    Returns:
+        Shape ``(B, d)`` fitted parameters, ``beta`` with sum 0.
+    """
+    rounds = w.shape[0]
+    m = w.shape[-1]
+    z = np.tile(start, (rounds, 1))
+    active = np.arange(rounds)
+    previous = np.full(rounds, np.inf)
+    straggler = np.zeros(rounds, dtype=bool)
+    gradient = _pair_gradient_half_win if tie_model is TieModel.HALF_WIN else _dense_gradient
+    for _ in range(_CHORD_MAX_ITER):
+        if active.size == 0:
+            break
+        step = -(gradient(z[active], w_eff[active], t_eff[active], tie_model) @ h_inv)
+        size = np.abs(step).max(axis=1)
+        # A chord step that does not shrink means the round is too far from the point estimate's curvature.
+        stalled = size >= previous[active]
+        straggler[active[stalled]] = True
+        moving = ~stalled
+        z[active[moving]] += step[moving]
+        previous[active] = size
+        active = active[moving & (size >= _NEWTON_STEP_TOL)]
+    straggler[active] = True
+    if straggler.any():
+        idx = np.flatnonzero(straggler)
+        z[idx] = newton_fit_batch(w[idx], t[idx], np.tile(start, (idx.size, 1)), tie_model=tie_model, prior=prior)
+    z[:, :m] -= z[:, :m].mean(axis=1, keepdims=True)
+    return z
+
+
+def _dense_gradient(z: np.ndarray, w_eff: np.ndarray, t_eff: np.ndarray, tie_model: TieModel) -> np.ndarray:
+    _, grad, _ = _objective(z, w_eff, t_eff, tie_model, with_hessian=False)
+    return grad
+
+
+def _pair_gradient_half_win(z: np.ndarray, w_eff: np.ndarray, t_eff: np.ndarray, tie_model: TieModel) -> np.ndarray:
+    """The HALF_WIN gradient of :func:`~qlora_eval.rating.bradley_terry._objective` (shape ``(B, m)``),
+    computed on the upper triangle only (each pair once) and without the likelihood value."""
+    m = w_eff.shape[-1]
+    upper_i, upper_j = np.triu_indices(m, k=1)
+    beta = z[:, :m]
+    w_ij = w_eff[:, upper_i, upper_j]  # (B, m (m - 1) / 2)
+    w_ji = w_eff[:, upper_j, upper_i]
+    p = 0.5 * (1.0 + np.tanh(0.5 * (beta[:, upper_i] - beta[:, upper_j])))  # P(i beats j)
+    residual = (w_ij + w_ji) * p - w_ij  # d nll / d beta_i from this pair; the negative for beta_j
+    grad = np.zeros_like(beta)
+    rows = np.arange(beta.shape[0])[:, None]
+    np.add.at(grad, (rows, upper_i[None, :]), residual)
+    np.add.at(grad, (rows, upper_j[None, :]), -residual)
+    grad += beta.sum(axis=1, keepdims=True)
+    return grad
+
+
+def bootstrap_bradley_terry_dense(
+    a_idx: np.ndarray,
+    b_idx: np.ndarray,
+    score_a: np.ndarray,
+    prompt_idx: np.ndarray,
+    n_models: int,
+    rounds: int,
+    rng: np.random.Generator,
+    *,
+    tie_model: TieModel = TieModel.HALF_WIN,
+    prior: float = 0.0,
+    anchor: int | None = None,
+    scale: float = DEFAULT_SCALE,
+    base: float = DEFAULT_BASE,
+    models: Sequence[str] | None = None,
+) -> BTBootstrap:
+    """The dense reference of :func:`bootstrap_bradley_terry`: ``(P, m, m)`` per-prompt tables, one matrix
+    product for all rounds, all rounds fitted together by Newton's method.
+
+    Kept as the tests' reference for the sparse path (same draws and, up to the solvers' tolerance, the
+    same numbers when no two prompts have identical tables). Memory ``O(P m^2 + R m^2)``: small data only.
+
+    Args:
+        a_idx, b_idx, score_a: shape ``(n,)`` battle arrays.
+        prompt_idx: shape ``(n,)``, prompt group of each battle (values ``0..P-1``; all are resampled together).
+        n_models: ``m``.
+        rounds: bootstrap rounds (default 1,000 in the CLI); at least 2.
+        rng: the source of randomness for the resampling.
+        tie_model, prior, anchor, scale, base, models: as in :func:`fit_bradley_terry`.
+
+    Returns:
+        The :class:`BTBootstrap`; ``samples`` has shape ``(rounds, m)``.
+
+    Raises:
+        InputError: when the battles cover fewer than 2 prompts (nothing to resample).
+        ConvergenceError: when the full data has no finite estimate, or when some resampled rounds do not
+            (the message says how many and what to do), or a fit fails to converge.
+    """
+    if rounds < 2:
+        raise ValueError(f"the bootstrap needs at least 2 rounds, got {rounds}")
+    g = np.asarray(prompt_idx, dtype=np.intp)
+    n_prompts = int(g.max()) + 1 if g.size else 0
+    if n_prompts < 2:
+        # Resampling a single prompt repeats it every round: zero-width intervals that would look like certainty.
+        raise InputError(
+            f"the Bradley-Terry bootstrap resamples prompts and needs battles on at least 2 prompts, got {n_prompts}; "
+            "add prompts or rate with Elo"
+        )
+    per_prompt_wins, per_prompt_ties = prompt_count_tables(a_idx, b_idx, score_a, g, n_prompts, n_models)
+    point = fit_bradley_terry(
+        per_prompt_wins.sum(axis=0),
+        per_prompt_ties.sum(axis=0),
+        tie_model=tie_model,
+        prior=prior,
+        anchor=anchor,
+        scale=scale,
+        base=base,
+        models=models,
+    )
+    counts = bootstrap_prompt_counts(n_prompts, rounds, rng).astype(np.float64)
+    mm = n_models * n_models
+    round_wins = (counts @ per_prompt_wins.reshape(n_prompts, mm)).reshape(rounds, n_models, n_models)
+    round_ties = (counts @ per_prompt_ties.reshape(n_prompts, mm)).reshape(rounds, n_models, n_models)
+    return _bootstrap_from_tables(
+        point,
+        round_wins,
+        round_ties,
+        tie_model=tie_model,
+        prior=prior,
+        anchor=anchor,
+        scale=scale,
+        base=base,
+        models=models,
+    )
+
+
+def _bootstrap_from_tables(
+    point: BTFit,
+    round_wins: np.ndarray,
+    round_ties: np.ndarray,
+    *,
+    tie_model: TieModel,
+    prior: float,
+    anchor: int | None,
+    scale: float,
+    base: float,
+    models: Sequence[str] | None,
+) -> BTBootstrap:
+    rounds, m, _ = round_wins.shape
+    w_eff, t_eff = _effective_tables(round_wins, round_ties, tie_model, prior)
+    ok = _strongly_connected(w_eff, t_eff)
+    if tie_model is TieModel.DAVIDSON:
+        ok &= (t_eff > 0).any(axis=(1, 2))
+    if not ok.all():
+        first_bad = int(np.flatnonzero(~ok)[0])
+        reason = _describe_unbounded(w_eff[first_bad], t_eff[first_bad], _names(models, m)) or "no tie was drawn"
+        raise ConvergenceError(
+            f"{int((~ok).sum())} of {rounds} bootstrap rounds resampled prompts on which the estimate does not "
+            f"exist (e.g. round {first_bad}: {reason}); the intervals would be unbounded. Add battles (more "
+            "prompts), rate with a prior (virtual games, e.g. prior=1), or use Elo"
+        )
+    start = np.empty((rounds, _n_params(m, tie_model)))
+    start[:, :m] = point.beta
+    if point.tie_nu is not None:
+        start[:, m] = math.log(point.tie_nu)
+    z = newton_fit_batch(round_wins, round_ties, start, tie_model=tie_model, prior=prior)
+    samples = _to_ratings(z[:, :m], anchor, scale, base)
+    low, high = np.percentile(samples, [2.5, 97.5], axis=0)
+    return BTBootstrap(
+        point=point,
+        samples=samples,
+        se=samples.std(axis=0, ddof=1),
+        ci_low=low,
+        ci_high=high,
+        tie_nu_samples=np.exp(z[:, m]) if tie_model is TieModel.DAVIDSON else None,
+    )
+
+
+def bootstrap_reference_loop(
+    a_idx: np.ndarray,
+    b_idx: np.ndarray,
+    score_a: np.ndarray,
+    prompt_idx: np.ndarray,
+    n_models: int,
+    prompt_counts: np.ndarray,
+    *,
+    tie_model: TieModel = TieModel.HALF_WIN,
+    prior: float = 0.0,
+    anchor: int | None = None,
+    scale: float = DEFAULT_SCALE,
+    base: float = DEFAULT_BASE,
+) -> np.ndarray:
+    """The bootstrap written plainly: per round, collect the drawn prompts' battles and fit them with scipy
+    (:func:`scipy_reference_fit`).
+
+    The benchmark's baseline and the tests' definition of :func:`bootstrap_bradley_terry`.
+
+    Args:
+        a_idx, b_idx, score_a, prompt_idx: shape ``(n,)`` battle arrays.
+        n_models: ``m``.
+        prompt_counts: shape ``(rounds, P)``, draws per prompt per round (see :func:`bootstrap_prompt_counts`).
+        tie_model, prior, anchor, scale, base: as in :func:`fit_bradley_terry`.
+
+    Returns:
+        Shape ``(rounds, m)``, the anchored ratings of each round.
+    """
+    g = np.asarray(prompt_idx, dtype=np.intp)
+    battles_of_prompt = [np.flatnonzero(g == p) for p in range(prompt_counts.shape[1])]
+    out = np.empty((prompt_counts.shape[0], n_models))
+    for r, row in enumerate(prompt_counts):
+        chosen = np.concatenate([np.repeat(battles_of_prompt[p], int(c)) for p, c in enumerate(row) if c > 0])
+        wins, ties = count_tables(
+            np.asarray(a_idx)[chosen], np.asarray(b_idx)[chosen], np.asarray(score_a)[chosen], n_models
+        )
+        z = scipy_reference_fit(wins, ties, tie_model=tie_model, prior=prior)
+        out[r] = _to_ratings(z[:n_models], anchor, scale, base)
+    return out
