@@ -142,3 +142,17 @@ def test_one_answer_per_question(tmp_path: Path, shared_data: Path) -> None:
     path = write_jsonl(tmp_path / "answer_m.jsonl", [row, {**row, "answer_id": "y"}])
     with pytest.raises(InputError, match=r":2: question_id '1' already answered on line 1"):
         read_inputs([path], "qlora-generations", ImportOptions(data_dir=shared_data))
+
+
+def test_oa_answers_are_linked_to_multi_turn_prompts_not_flattened(tmp_path: Path, shared_data: Path) -> None:
+    oa_rows = _rows(shared_data / "oa_questions.jsonl")
+    source = next(r for r in oa_rows if str(r["input"]).count("### Human:") >= 2)
+    row = {"answer_id": "oa-1", "model_id": "gpt-3.5", "question_id": source["question_id"], "text": "Una respuesta."}
+    path = write_jsonl(tmp_path / "answer_gpt35.jsonl", [row])
+    batch = read_inputs([path], "qlora-generations", ImportOptions(prompt_set="oa", data_dir=shared_data))
+    (answer,) = batch.answers
+    (imported,) = batch.prompts
+    assert (answer.prompt_set, answer.prompt_id) == ("oa", str(source["question_id"]))
+    assert len(imported.prompt.turns) >= 3  # earlier user and assistant turns kept, then the question
+    assert answer.prompt_hash == imported.prompt.content_hash
+    assert [i.external_id for i in batch.answer_ids] == ["oa-1"]
