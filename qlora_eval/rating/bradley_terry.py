@@ -41,7 +41,7 @@ from enum import Enum
 
 import numpy as np
 
-from qlora_eval.errors import ConvergenceError, InputError
+from qlora_eval.errors import ConvergenceError
 
 DEFAULT_SCALE = 400.0
 DEFAULT_BASE = 1000.0

@@ -118,7 +118,10 @@ def prompt_types(
     winner = np.where(s == 1.0, a, np.where(s == 0.0, b, -1))
     # Entries: one per (prompt, pair), sorted by prompt then pair.
     pair_key = lo * n_models + hi
-    order = np.lexsort((pair_key, g))
+    if n_prompts * n_models * n_models < 2**62:
+        order = np.argsort(g * (n_models * n_models) + pair_key)  # one int64 sort key: much faster than lexsort
+    else:
+        order = np.lexsort((pair_key, g))
     g_sorted, pair_sorted = g[order], pair_key[order]
     new_entry = np.r_[True, (g_sorted[1:] != g_sorted[:-1]) | (pair_sorted[1:] != pair_sorted[:-1])]
     starts = np.flatnonzero(new_entry)
@@ -132,9 +135,7 @@ def prompt_types(
     entry_pair_key = pair_sorted[starts]
     pair_keys, entry_pair = np.unique(entry_pair_key, return_inverse=True)
     entry_pair = entry_pair.reshape(-1).astype(np.intp)
-    # Each entry as an integer row; a prompt is the concatenation of its rows. Prompts with the same number
-    # of entries are compared as fixed-width rows (np.unique over rows), one group per entry count.
-    rows = np.stack([entry_pair, wins_lo.astype(np.int64), wins_hi.astype(np.int64), ties.astype(np.int64)], axis=1)
+    entry_code = _entry_codes(entry_pair, wins_lo, wins_hi, ties)
     entries_per_prompt = np.bincount(entry_prompt, minlength=n_prompts)
     if (entries_per_prompt == 0).any():
         raise ValueError("every prompt index in [0, n_prompts) must have at least one battle")
@@ -144,8 +145,13 @@ def prompt_types(
     first_prompt_parts = []
     for width in np.unique(entries_per_prompt):
         prompts = np.flatnonzero(entries_per_prompt == width)
-        block = rows[prompt_start[prompts][:, None] + np.arange(width)[None, :]].reshape(prompts.shape[0], -1)
-        _, first, inverse = np.unique(block, axis=0, return_index=True, return_inverse=True)
+        # A prompt is the sequence of its entry codes; prompts with the same number of entries are compared
+        # as fixed-width rows (one entry: plain 1-d unique, the Arena case).
+        block = entry_code[prompt_start[prompts][:, None] + np.arange(width)[None, :]]
+        if width == 1:
+            _, first, inverse = np.unique(block[:, 0], return_index=True, return_inverse=True)
+        else:
+            _, first, inverse = np.unique(block, axis=0, return_index=True, return_inverse=True)
         type_of_prompt[prompts] = n_types + inverse.reshape(-1)
         first_prompt_parts.append(prompts[first])
         n_types += first.shape[0]
@@ -174,6 +180,18 @@ def prompt_types(
         type_ptr=type_ptr,
         multiplicity=multiplicity,
     )
+
+
+def _entry_codes(pair: np.ndarray, wins_lo: np.ndarray, wins_hi: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """One int64 per entry, equal exactly when (pair, wins_lo, wins_hi, ties) are equal; shape ``(E,)``."""
+    columns = [pair.astype(np.int64), wins_lo.astype(np.int64), wins_hi.astype(np.int64), ties.astype(np.int64)]
+    base = int(max(c.max(initial=0) for c in columns)) + 1
+    if base**4 < 2**62:
+        code = ((columns[0] * base + columns[1]) * base + columns[2]) * base + columns[3]
+        return code
+    _, inverse = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+    out: np.ndarray = inverse.reshape(-1).astype(np.int64)
+    return out
 
 
 def draw_type_counts(types: PromptTypes, rounds: int, rng: np.random.Generator) -> np.ndarray:
