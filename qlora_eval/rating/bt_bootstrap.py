@@ -17,7 +17,7 @@ solve the same strictly convex problem, so they agree to the convergence toleran
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -43,9 +43,9 @@ from qlora_eval.rating.bradley_terry import (
     prompt_count_tables,
     scipy_reference_fit,
 )
-from qlora_eval.rating.bt_tables import draw_type_counts, prompt_types
+from qlora_eval.rating.bt_tables import PromptTypes, draw_type_counts, prompt_types
 
-# Rounds per chunk: about this many table cells (rounds x m x m) at a time (8 MB per float64 table).
+# Rounds per chunk: about this many cells (rounds x pairs, or rounds x m x m) at a time (8 MB per float64 array).
 _CHUNK_CELLS = 1 << 20
 _CHORD_MAX_ITER = 100
 
@@ -114,7 +114,11 @@ def bootstrap_bradley_terry(
     _, _, hessian = _objective(start[None], w_point, t_point, tie_model, with_hessian=True)
     assert hessian is not None
     h_inv = np.linalg.inv(hessian[0])
-    chunk = max(1, min(rounds, _CHUNK_CELLS // (m * m)))
+    # HALF_WIN without a prior only touches observed pairs: fit on (B, Q) pair arrays, never (B, m, m).
+    pairwise = tie_model is TieModel.HALF_WIN and prior == 0.0
+    width = types.pair_lo.shape[0] if pairwise else m * m
+    chunk = max(1, min(rounds, _CHUNK_CELLS // width))
+    full_pairs = types.round_tables(types.multiplicity[None, :])
     z = np.empty((rounds, start.shape[0]))
     bad = 0
     first_bad: tuple[int, str] | None = None
@@ -122,17 +126,18 @@ def bootstrap_bradley_terry(
         hi = min(rounds, lo + chunk)
         # The draws of successive chunks continue one stream: the same counts as one (rounds, K) draw.
         counts = draw_type_counts(types, hi - lo, rng)
-        w, t = types.dense(*types.round_tables(counts))
-        w_eff, t_eff = _effective_tables(w, t, tie_model, prior)
-        ok = _rounds_ok(w_eff, t_eff, tie_model)
+        pairs = types.round_tables(counts)
+        ok = _rounds_ok(types, pairs, full_pairs, tie_model, prior)
         if not ok.all():
             bad += int((~ok).sum())
             index = int(np.flatnonzero(~ok)[0])
-            reason = _describe_unbounded(w_eff[index], t_eff[index], _names(models, m)) or "no tie was drawn"
+            w_bad, t_bad = types.dense(*(v[index : index + 1] for v in pairs))
+            w_eff, t_eff = _effective_tables(w_bad[0], t_bad[0], tie_model, prior)
+            reason = _describe_unbounded(w_eff, t_eff, _names(models, m)) or "no tie was drawn"
             first_bad = first_bad or (lo + index, reason)
         if bad:
             continue  # the error below is certain: count the bad rounds, fit nothing more
-        z[lo:hi] = _chord_fit(w, t, w_eff, t_eff, start, h_inv, tie_model, prior)
+        z[lo:hi] = _chord_fit(types, pairs, start, h_inv, tie_model, prior, pairwise)
     if first_bad is not None:
         raise ConvergenceError(
             f"{bad} of {rounds} bootstrap rounds resampled prompts on which the estimate does not "
@@ -157,12 +162,32 @@ def _summarise(
     )
 
 
-def _rounds_ok(w_eff: np.ndarray, t_eff: np.ndarray, tie_model: TieModel) -> np.ndarray:
-    """Per round (shape ``(B,)`` bool): the estimate exists (strongly connected win graph; a tie for DAVIDSON)."""
-    edges = (w_eff + t_eff) > 0
-    ok = strongly_connected_rounds(edges)
+def _rounds_ok(
+    types: PromptTypes,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    full_pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    tie_model: TieModel,
+    prior: float,
+) -> np.ndarray:
+    """Per round (shape ``(B,)`` bool): the estimate exists (strongly connected win graph; a tie for DAVIDSON).
+
+    A round that kept every directed edge of the full data has the full data's graph, which the point fit
+    has checked; only the others are searched.
+    """
+    wins_lo, wins_hi, ties = pairs
+    ok = np.ones(wins_lo.shape[0], dtype=bool)
     if tie_model is TieModel.DAVIDSON:
-        ok &= (t_eff > 0).any(axis=(1, 2))
+        ok &= (ties > 0).any(axis=1)
+    if prior > 0:
+        return ok  # virtual games connect every pair both ways
+    forward = (wins_lo + ties) > 0
+    backward = (wins_hi + ties) > 0
+    full_forward = (full_pairs[0] + full_pairs[2]) > 0
+    full_backward = (full_pairs[1] + full_pairs[2]) > 0
+    doubtful = np.flatnonzero(((full_forward & ~forward) | (full_backward & ~backward)).any(axis=1))
+    if doubtful.size:
+        w, t = types.dense(wins_lo[doubtful], wins_hi[doubtful], ties[doubtful])
+        ok[doubtful] &= strongly_connected_rounds((w + t) > 0)
     return ok
 
 
@@ -194,35 +219,46 @@ def strongly_connected_rounds(edges: np.ndarray) -> np.ndarray:
 
 
 def _chord_fit(
-    w: np.ndarray,
-    t: np.ndarray,
-    w_eff: np.ndarray,
-    t_eff: np.ndarray,
+    types: PromptTypes,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
     start: np.ndarray,
     h_inv: np.ndarray,
     tie_model: TieModel,
     prior: float,
+    pairwise: bool,
 ) -> np.ndarray:
     """Fit ``B`` rounds from the point estimate with steps ``-H0^{-1} grad``; stragglers get full Newton.
 
     Args:
-        w, t: shape ``(B, m, m)`` raw round tables; ``w_eff``, ``t_eff``: the effective ones.
+        types: the prompt types (for the model pairs and dense tables).
+        pairs: ``(wins_lo, wins_hi, ties)``, each ``(B, Q)``, the rounds' per-pair totals.
         start: shape ``(d,)`` point estimate; ``h_inv``: shape ``(d, d)``, inverse Hessian there.
+        tie_model, prior: as in :func:`bootstrap_bradley_terry`.
+        pairwise: compute HALF_WIN gradients on the pairs (requires ``prior == 0``), else on dense tables.
 
     Returns:
         Shape ``(B, d)`` fitted parameters, ``beta`` with sum 0.
     """
-    rounds = w.shape[0]
-    m = w.shape[-1]
+    rounds = pairs[0].shape[0]
+    m = types.n_models
+    gradient: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    if pairwise:
+        gradient = _PairGradient(types, pairs)
+    else:
+        w_eff, t_eff = _effective_tables(*types.dense(*pairs), tie_model, prior)
+
+        def gradient(z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            _, grad, _ = _objective(z, w_eff[rows], t_eff[rows], tie_model, with_hessian=False)
+            return grad
+
     z = np.tile(start, (rounds, 1))
     active = np.arange(rounds)
     previous = np.full(rounds, np.inf)
     straggler = np.zeros(rounds, dtype=bool)
-    gradient = _pair_gradient_half_win if tie_model is TieModel.HALF_WIN else _dense_gradient
     for _ in range(_CHORD_MAX_ITER):
         if active.size == 0:
             break
-        step = -(gradient(z[active], w_eff[active], t_eff[active], tie_model) @ h_inv)
+        step = -(gradient(z[active], active) @ h_inv)
         size = np.abs(step).max(axis=1)
         # A chord step that does not shrink means the round is too far from the point estimate's curvature.
         stalled = size >= previous[active]
@@ -234,32 +270,37 @@ def _chord_fit(
     straggler[active] = True
     if straggler.any():
         idx = np.flatnonzero(straggler)
-        z[idx] = newton_fit_batch(w[idx], t[idx], np.tile(start, (idx.size, 1)), tie_model=tie_model, prior=prior)
+        w, t = types.dense(*(v[idx] for v in pairs))
+        z[idx] = newton_fit_batch(w, t, np.tile(start, (idx.size, 1)), tie_model=tie_model, prior=prior)
     z[:, :m] -= z[:, :m].mean(axis=1, keepdims=True)
     return z
 
 
-def _dense_gradient(z: np.ndarray, w_eff: np.ndarray, t_eff: np.ndarray, tie_model: TieModel) -> np.ndarray:
-    _, grad, _ = _objective(z, w_eff, t_eff, tie_model, with_hessian=False)
-    return grad
+class _PairGradient:
+    """The HALF_WIN gradient of :func:`~qlora_eval.rating.bradley_terry._objective` without a prior, on the
+    observed pairs only (each pair once, no likelihood value): ``(B, Q)`` work instead of ``(B, m, m)``."""
 
+    def __init__(self, types: PromptTypes, pairs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        wins_lo, wins_hi, ties = pairs
+        self.lo = types.pair_lo
+        self.hi = types.pair_hi
+        self.m = types.n_models
+        self.w_lo = wins_lo + 0.5 * ties  # a tie is half a win each way
+        self.n = wins_lo + wins_hi + ties
 
-def _pair_gradient_half_win(z: np.ndarray, w_eff: np.ndarray, t_eff: np.ndarray, tie_model: TieModel) -> np.ndarray:
-    """The HALF_WIN gradient of :func:`~qlora_eval.rating.bradley_terry._objective` (shape ``(B, m)``),
-    computed on the upper triangle only (each pair once) and without the likelihood value."""
-    m = w_eff.shape[-1]
-    upper_i, upper_j = np.triu_indices(m, k=1)
-    beta = z[:, :m]
-    w_ij = w_eff[:, upper_i, upper_j]  # (B, m (m - 1) / 2)
-    w_ji = w_eff[:, upper_j, upper_i]
-    p = 0.5 * (1.0 + np.tanh(0.5 * (beta[:, upper_i] - beta[:, upper_j])))  # P(i beats j)
-    residual = (w_ij + w_ji) * p - w_ij  # d nll / d beta_i from this pair; the negative for beta_j
-    grad = np.zeros_like(beta)
-    rows = np.arange(beta.shape[0])[:, None]
-    np.add.at(grad, (rows, upper_i[None, :]), residual)
-    np.add.at(grad, (rows, upper_j[None, :]), -residual)
-    grad += beta.sum(axis=1, keepdims=True)
-    return grad
+    def __call__(self, z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        m = self.m
+        beta = z[:, :m]
+        p = 0.5 * (1.0 + np.tanh(0.5 * (beta[:, self.lo] - beta[:, self.hi])))  # P(lo beats hi), (B, Q)
+        residual = self.n[rows] * p - self.w_lo[rows]  # d nll / d beta_lo; the negative for beta_hi
+        offset = np.arange(rows.shape[0], dtype=np.intp)[:, None] * m
+        size = rows.shape[0] * m
+        weights = residual.ravel()
+        grad = np.bincount((offset + self.lo).ravel(), weights, size) - np.bincount(
+            (offset + self.hi).ravel(), weights, size
+        )
+        out: np.ndarray = grad.reshape(rows.shape[0], m) + beta.sum(axis=1, keepdims=True)
+        return out
 
 
 def bootstrap_bradley_terry_dense(
