@@ -37,6 +37,8 @@ class TournamentDocument:
         python_version: Python version.
         created_at: ISO-8601 UTC time.
         schema_version: layout version (0: written before versions existed).
+        findings: computed statements about the result (``qlora_eval.workflows.findings``), each with its
+            ``sentence`` and the figures behind it (e.g. whether NF4 vs full precision lies within the interval).
     """
 
     tournament: str
@@ -54,6 +56,7 @@ class TournamentDocument:
     python_version: str
     created_at: str
     schema_version: int = SCHEMA_VERSION
+    findings: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object; keys in the order of the pre-versioned files, ``schema_version`` last."""
@@ -72,6 +75,8 @@ class TournamentDocument:
             "python_version": self.python_version,
             "created_at": self.created_at,
             "schema_version": self.schema_version,
+            # Only when there are any, so files without findings keep the earlier layout byte for byte.
+            **({"findings": [dict(f) for f in self.findings]} if self.findings else {}),
         }
 
     def dumps(self) -> str:
@@ -103,6 +108,7 @@ class TournamentDocument:
                 python_version=str(data["python_version"]),
                 created_at=str(data["created_at"]),
                 schema_version=version,
+                findings=tuple(data.get("findings", ())),
             )
         except KeyError as exc:
             raise InputError(

@@ -72,8 +72,10 @@ def rate(data: TournamentData) -> Rated:
     import numpy as np
 
     from qlora_eval.judge.diagnostics import answer_lengths
+    from qlora_eval.models.spec import parse_model_spec
     from qlora_eval.rating import RatingMethod
     from qlora_eval.workflows.diagnostics import judge_diagnostics
+    from qlora_eval.workflows.findings import precision_findings
     from qlora_eval.workflows.rank import rank_with_prior_fallback
 
     config = data.config
@@ -104,6 +106,10 @@ def rate(data: TournamentData) -> Rated:
         qlora_eval_version=__version__,
         python_version=platform.python_version(),
         created_at=utc_now(),
+        # Bootstrap rounds over prompts (BT), not Elo orderings: the interval of a difference must reflect prompts.
+        findings=tuple(
+            f.to_json() for f in precision_findings(bt, [(parse_model_spec(m.spec), m.sampling) for m in config.models])
+        ),
     )
     return Rated(document, elo, bt)
 
@@ -161,4 +167,6 @@ def report_html(data: TournamentData, rated: Rated) -> str:
         f"{len(models)} models · {len(data.prompts)} prompts of the {document.prompt_set} set · judged by "
         f"{judge_id} in both orders"
     )
+    for finding in document.findings:  # computed sentences (e.g. NF4 vs full precision), right under the title
+        subtitle += f". {finding['sentence']}"
     return build_report(ReportData(config.name, rated.elo, metadata, sections=sections, subtitle=subtitle))

@@ -6,8 +6,8 @@ import numpy as np
 
 from qlora_eval.models.spec import parse_model_spec
 from qlora_eval.rating import RatingMethod, rank_battles
-from qlora_eval.report.findings import precision_findings
 from qlora_eval.types import Battle, GenerationSettings, Verdict
+from qlora_eval.workflows.findings import precision_findings
 
 SAMPLED = GenerationSettings(temperature=0.7, top_p=0.9)
 CONTESTANTS = [
