@@ -84,11 +84,15 @@ class PromptsConfig:
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """The judge spec and its sampling (temperature and max_tokens apply to API judges)."""
+    """The judge spec and its sampling (temperature and max_tokens apply to API judges).
+
+    ``batch``: judge through the OpenAI Batch API (openai judges only; results arrive on a later run).
+    """
 
     spec: str = "openai:gpt-4"
     temperature: float = 0.0
     max_tokens: int = 1024
+    batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -261,14 +265,17 @@ def _judge(raw: Any, source: str | None) -> JudgeConfig:
         return JudgeConfig(spec=raw)
     if not isinstance(raw, dict):
         raise ConfigError("field 'judge': expected a judge spec or {spec, temperature, max_tokens}", source=source)
-    unknown = sorted(set(raw) - {"spec", "temperature", "max_tokens"})
+    unknown = sorted(set(raw) - {"spec", "temperature", "max_tokens", "batch"})
     if unknown:
-        raise ConfigError(f"field 'judge': unknown keys {unknown}; known: max_tokens, spec, temperature", source=source)
+        raise ConfigError(
+            f"field 'judge': unknown keys {unknown}; known: batch, max_tokens, spec, temperature", source=source
+        )
     base = JudgeConfig()
     config = JudgeConfig(
         spec=_check_type(raw.get("spec", base.spec), str, "judge.spec", source),
         temperature=_check_type(raw.get("temperature", base.temperature), float, "judge.temperature", source),
         max_tokens=_check_type(raw.get("max_tokens", base.max_tokens), int, "judge.max_tokens", source),
+        batch=_check_type(raw.get("batch", base.batch), bool, "judge.batch", source),
     )
     if config.temperature < 0 or config.max_tokens < 1:
         raise ConfigError("field 'judge': temperature must be >= 0 and max_tokens >= 1", source=source)

@@ -6,6 +6,8 @@ Examples::
         --dry-run
     qlora-eval judge --db qlora-eval.db --models a b c --judge openai:gpt-4 --budget-usd 5 --json judge.json
     qlora-eval judge --db qlora-eval.db --models a b --judge local:smollm2-135m
+    qlora-eval judge --db qlora-eval.db --models a b c --judge openai:gpt-4o --batch   # Batch API, half price
+    qlora-eval judge --db qlora-eval.db --batch-status                                # collect ended batches
 
 Calls already stored are never paid for again; a killed run resumes where it stopped.
 """
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from qlora_eval.cli import judge_batch
 from qlora_eval.cli.options import add_judge_options, estimate_dict, format_estimate, options_from_args
 from qlora_eval.errors import ConfigError, InputError
 from qlora_eval.judge.plan import JudgePlan, latest_answers
@@ -31,7 +34,7 @@ from qlora_eval.workflows.tournament import run_complete
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, default=Path(DEFAULT_DB), help=f"the store (default {DEFAULT_DB})")
-    parser.add_argument("--models", nargs="+", required=True, metavar="MODEL", help="model names in the store")
+    parser.add_argument("--models", nargs="+", metavar="MODEL", help="model names in the store (required)")
     parser.add_argument(
         "--prompts", default=None, help="prompt set name (default: the one set the models' answers share)"
     )
@@ -39,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the retry jitter")
     parser.add_argument("--json", type=Path, default=None, help="write the run's figures as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--batch-status", action="store_true", help="poll open Batch API batches, store what ended; submit nothing"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +54,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--prices {args.prices}: no such file")
     if not args.db.is_file():
         raise InputError(f"--db {args.db}: no such store; generate answers first (qlora-eval generate)")
+    if args.batch_status:
+        polled = judge_batch.status_only(args.db, options)
+        print(judge_batch.format_batch(polled, None))
+        if args.json:
+            _write_json(args.json, polled.to_dict())
+        return 0
+    if not args.models:
+        raise ConfigError("judge needs --models MODEL [MODEL ...] (only --batch-status runs without)")
     with Store(args.db) as store:
         prompts = _prompts(store, args.models, args.prompts)
         answers = latest_answers(store.answers(models=args.models, prompt_set=prompts[0].prompt_set), prompts)
@@ -57,8 +71,14 @@ def run(args: argparse.Namespace) -> int:
             est = estimate(job, spec, options)
             print(format_estimate(est, job, spec))
             if args.json:
-                _write_json(args.json, {"dry_run": True, **estimate_dict(est, job)})
+                _write_json(args.json, {"dry_run": True, "batch": options.batch, **estimate_dict(est, job)})
             return 0
+        if options.batch:
+            batch = judge_batch.submit_and_collect(store, job, spec, options)
+            print(judge_batch.format_batch(batch, spec))
+            if args.json:
+                _write_json(args.json, batch.to_dict())
+            return 0 if batch.complete else 1
         config = {"judge": spec.text, "models": sorted(args.models), "prompts": prompts[0].prompt_set}
         run_id = store.start_run("judge", config)
         summary: JudgeRunSummary | None = None

@@ -30,6 +30,12 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--prices", type=Path, default=None, help="YAML price table on top of the shipped one")
     group.add_argument("--max-attempts", type=int, default=None, help="calls per judgment before failing (6)")
     group.add_argument("--timeout-s", type=float, default=None, help="seconds one judge call may take (120)")
+    group.add_argument(
+        "--batch",
+        action="store_true",
+        default=None,
+        help="openai judges: submit through the Batch API at batch prices and return; rerun to collect",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> JudgeOptions:
@@ -48,6 +54,7 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
         retry=retry,
         seed=getattr(args, "seed", base.seed),
         pairs=args.pairs or base.pairs,
+        batch=bool(getattr(args, "batch", None)),
     )
 
 

@@ -74,11 +74,12 @@ def config_from_args(args: argparse.Namespace) -> TournamentConfig:
             Contestant(m.spec, _with(m.sampling, max_new_tokens=args.max_new_tokens), m.where) for m in models
         )
     judge = config.judge
-    if args.judge is not None or args.temperature is not None or args.max_tokens is not None:
+    if args.judge is not None or args.temperature is not None or args.max_tokens is not None or args.batch:
         changes["judge"] = JudgeConfig(
             spec=args.judge or judge.spec,
             temperature=args.temperature if args.temperature is not None else judge.temperature,
             max_tokens=args.max_tokens if args.max_tokens is not None else judge.max_tokens,
+            batch=bool(args.batch) or judge.batch,
         )
     for key in ("db", "html", "json", "rounds", "seed", "concurrency", "budget_usd", "pairs"):
         value = getattr(args, key)

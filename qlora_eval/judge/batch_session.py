@@ -29,6 +29,7 @@ from qlora_eval.judge.kind import JudgeSpec
 from qlora_eval.judge.options import JudgeOptions
 from qlora_eval.judge.plan import JudgePlan
 from qlora_eval.judge.pricing import Price, PriceTable, load_prices
+from qlora_eval.judge.runner import JudgeRunSummary
 from qlora_eval.models.openai_client import OPENAI_API_URL
 from qlora_eval.store import Store
 
@@ -81,6 +82,27 @@ class BatchRunSummary:
             "not_started": s.not_started if s else 0,
             "estimated_submitted_usd": round(s.estimated_usd, 6) if s else 0.0,
         }
+
+
+def as_run_summary(summary: BatchRunSummary) -> JudgeRunSummary:
+    """The batch run in the shape of a synchronous run's summary (for callers such as the tournament).
+
+    Judgments still in batches (or left out by the budget) count as not started, so the run is complete only
+    once every planned judgment is stored. Failures collected now were re-submitted in the same run.
+    """
+    c, s = summary.collected, summary.submitted
+    return JudgeRunSummary(
+        planned=summary.planned,
+        already_stored=max(0, summary.stored - c.new),
+        new=c.new,
+        invalid=c.invalid,
+        failed=0,
+        not_started=summary.planned - summary.stored,
+        requests=s.submitted if s else 0,
+        reasked=0,
+        cost_usd=c.cost_usd,
+        stopped_by_budget=bool(s and s.not_started),
+    )
 
 
 def batch_price(spec: JudgeSpec, table: PriceTable, options: JudgeOptions) -> Price | None:

@@ -23,6 +23,7 @@ class JudgeOptions:
         pairs: the pairing scheme.
         local_batch_size: prompts per forward pass of a local judge (None: 1 on a CPU, 8 on a GPU).
         template_dir: a folder with judge templates and their manifest (default: the shipped ones).
+        batch: judge through the OpenAI Batch API (submit, return, collect on a later run; batch prices).
     """
 
     temperature: float = 0.0
@@ -35,6 +36,7 @@ class JudgeOptions:
     pairs: str = "all"
     local_batch_size: int | None = None
     template_dir: Path | None = None
+    batch: bool = False
 
     def __post_init__(self) -> None:
         if self.budget_usd is not None and self.budget_usd < 0:

@@ -108,7 +108,11 @@ def estimate_messages(calls: Sequence[Sequence[Message]], spec: JudgeSpec, optio
         The estimate; ``spec.kind.runs_locally`` tells a free local judge from a paid one, ``priced`` whether
         the price table knows the model.
     """
-    price, _ = price_for(spec, options)
+    price, table = price_for(spec, options)
+    if options.batch:
+        from qlora_eval.judge.batch_session import batch_price
+
+        price = batch_price(spec, table, options)
     per_call = spec.kind.completion_tokens(options)
     prompt_tokens = sum(estimate_prompt_tokens(messages) for messages in calls)
     cost = sum(estimate_call_usd(price, messages, per_call) for messages in calls)
@@ -140,6 +144,10 @@ def judge(
     budget = Budget(options.budget_usd)
     if not plan_.requests:
         return run_judge_empty(plan_)
+    if options.batch:
+        from qlora_eval.judge.batch_session import as_run_summary, run_batch
+
+        return as_run_summary(run_batch(store, plan_, spec=spec, options=options, run_id=run_id))
     judge_ = make_judge(spec, options)
     try:
         return run_judge(

@@ -121,6 +121,7 @@ def judge_options(
         ),
         seed=config.seed,
         pairs=config.pairs,
+        batch=config.judge.batch,
     )
 
 

@@ -75,6 +75,8 @@ class FakeBatchServer:
         behaviours: one per created batch, in order; batches past the list behave like ``BatchBehaviour()``.
         reply: the judge used for request bodies (default: the longer answer wins).
         fail_create: how many ``POST /v1/batches`` calls fail with HTTP 500 (after creating nothing).
+        create_delay_s: seconds ``POST /v1/batches`` waits *before* creating the batch (a client killed
+            meanwhile never learns the batch id, yet the batch is created).
     """
 
     def __init__(
@@ -83,10 +85,12 @@ class FakeBatchServer:
         *,
         reply: Callable[[dict[str, Any]], str] = default_reply,
         fail_create: int = 0,
+        create_delay_s: float = 0.0,
     ) -> None:
         self.behaviours = list(behaviours or [])
         self.reply = reply
         self.fail_create = fail_create
+        self.create_delay_s = create_delay_s
         self.files: dict[str, tuple[str, bytes]] = {}  # id -> (purpose, content)
         self.batches: dict[str, _Batch] = {}
         self.batch_order: list[str] = []
@@ -226,6 +230,8 @@ class FakeBatchServer:
     # -- batches ---------------------------------------------------------------------------------
 
     def _create(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        if self.create_delay_s:
+            time.sleep(self.create_delay_s)
         with self._lock:
             if self.fail_create > 0:
                 self.fail_create -= 1

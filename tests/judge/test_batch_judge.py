@@ -295,3 +295,17 @@ def test_remote_batch_ended_states() -> None:
     counts = dict(total=1, completed=0, failed=0)
     assert RemoteBatch("b", "expired", **base, **counts).ended  # type: ignore[arg-type]
     assert not RemoteBatch("b", "finalizing", **base, **counts).ended  # type: ignore[arg-type]
+
+
+def test_session_judge_with_batch_reports_in_flight_as_not_started(db: Path, server: FakeBatchServer) -> None:
+    """The path the tournament takes: incomplete while batches run, complete once collected."""
+    from qlora_eval.judge import session
+
+    options = JudgeOptions(retry=FAST, max_tokens=64, batch=True)
+    with Store(db) as store:
+        first = session.judge(store, _plan(store, server, options), spec=_spec(server), options=options)
+        assert (first.not_started, first.new, first.requests) == (18, 0, 18)
+        second = session.judge(store, _plan(store, server, options), spec=_spec(server), options=options)
+        assert (second.not_started, second.new, second.requests) == (0, 18, 0)
+        assert second.failed == 0 and second.judgments == 18
+    assert len(server.submitted) == 18
