@@ -82,62 +82,22 @@ def _write_html(
     args: argparse.Namespace, runs: list[Any], inputs: list[tuple[Path, int]], extra: dict[str, str]
 ) -> None:
     """Write the MMLU report of ``runs`` (``MmluRun``) to ``args.html``."""
-    import platform
+    from qlora_eval.workflows.mmlu import mmlu_report_html
 
-    from qlora_eval import __version__
-    from qlora_eval.interchange.base import sha256_file
-    from qlora_eval.report import RunMetadata, build_benchmark_report
-    from qlora_eval.report.data import InputFile
-    from qlora_eval.report.mmlu import mmlu_sections
-    from qlora_eval.types import utc_now
-
-    metadata = RunMetadata(
-        created_at=utc_now(),
-        command=_command_line(),
-        inputs=tuple(InputFile(str(path), sha256_file(path), records) for path, records in inputs),
-        versions={"qlora-eval": __version__, "python": platform.python_version()},
-        extra=extra,
-    )
-    models = list(dict.fromkeys(r.model for r in runs))
-    title = args.title or f"MMLU: {', '.join(models)}"
-    settings = sorted({r.setting for r in runs})
-    subtitle = f"{len(runs)} run{'s' if len(runs) != 1 else ''} · {' / '.join(settings)}"
-    if len(runs) == 1:
-        one = runs[0]
-        head = {"qlora": "macro", "harness": "micro"}[one.mode]
-        cards = [
-            (f"micro accuracy{' (headline)' if head == 'micro' else ''}", f"{100 * one.accuracy:.1f}%"),
-            (f"macro accuracy{' (headline)' if head == 'macro' else ''}", f"{100 * one.macro_accuracy:.1f}%"),
-            ("questions", f"{one.n:,}"),
-            ("subjects", f"{len(one.subjects):,}"),
-        ]
-    else:
-        cards = [(f"{r.model} ({r.setting})", f"{100 * r.headline:.1f}%") for r in runs[:6]]
-    html = build_benchmark_report(title, mmlu_sections(runs), metadata, subtitle=subtitle, cards=cards)
+    html = mmlu_report_html(runs, inputs=inputs, extra=extra, title=args.title, command=_command_line())
     args.html.write_text(html, encoding="utf-8")
     print(f"wrote {args.html}")
 
 
 def _report_from(args: argparse.Namespace) -> int:
-    from qlora_eval.errors import InputError
-    from qlora_eval.report.mmlu import MmluRun
+    from qlora_eval.workflows.mmlu import load_mmlu_runs
 
     if args.html is None:
         raise ConfigError("--report-from combines result files into a report: add --html PATH")
     given = [f"--{k}" for k in ("model", "data", "dataset", "json", "db") if getattr(args, k) is not None]
     if given:
         raise ConfigError(f"--report-from evaluates nothing, so {', '.join(given)} do not apply; drop them")
-    runs = []
-    for path in args.report_from:
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise InputError(
-                f"cannot read it ({err.strerror}); pass a qlora-eval mmlu --json file", source=str(path)
-            ) from err
-        except json.JSONDecodeError as err:
-            raise InputError(f"not JSON: {err.msg}", source=str(path), line=err.lineno) from err
-        runs.append(MmluRun.from_document(document, source=str(path)))
+    runs = load_mmlu_runs(args.report_from)
     _check_html_folder(args.html)
     _write_html(args, runs, [(p, r.n) for p, r in zip(args.report_from, runs, strict=True)], {})
     return 0
