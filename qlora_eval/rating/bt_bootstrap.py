@@ -17,6 +17,7 @@ solve the same strictly convex problem, so they agree to the convergence toleran
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -100,6 +101,7 @@ def bootstrap_bradley_terry(
     """
     g = np.asarray(prompt_idx, dtype=np.intp)
     n_prompts = _check_bootstrap_args(rounds, g)
+    threads = len(os.sched_getaffinity(0))
     types = prompt_types(a_idx, b_idx, score_a, g, n_prompts, n_models)
     m = n_models
     full_w, full_t = types.dense(*types.round_tables(types.multiplicity[None, :]))
@@ -125,7 +127,7 @@ def bootstrap_bradley_terry(
     for lo in range(0, rounds, chunk):
         hi = min(rounds, lo + chunk)
         # The draws of successive chunks continue one stream: the same counts as one (rounds, K) draw.
-        counts = draw_type_counts(types, hi - lo, rng)
+        counts = draw_type_counts(types, hi - lo, rng, threads=threads)
         pairs = types.round_tables(counts)
         ok = _rounds_ok(types, pairs, full_pairs, tie_model, prior)
         if not ok.all():

@@ -194,13 +194,34 @@ def _entry_codes(pair: np.ndarray, wins_lo: np.ndarray, wins_hi: np.ndarray, tie
     return out
 
 
-def draw_type_counts(types: PromptTypes, rounds: int, rng: np.random.Generator) -> np.ndarray:
+# Up to this many distinct prompt tables the draws are numpy's multinomial on the caller's generator (the
+# draws of bootstrap_prompt_counts, so paper-sized data keeps its numbers); beyond it numpy's per-category
+# binomials dominate the run and the compiled sampler (bt_kernel) draws from the same distribution.
+NUMPY_DRAW_MAX_TYPES = 4096
+
+
+def draw_type_counts(types: PromptTypes, rounds: int, rng: np.random.Generator, *, threads: int = 1) -> np.ndarray:
     """How often each type is drawn in each of ``rounds`` rounds of ``P`` prompts drawn with replacement.
 
-    Successive calls continue the same stream, so drawing in chunks gives the same numbers as one call.
+    That is ``Multinomial(P, multiplicity / P)`` per round. Up to :data:`NUMPY_DRAW_MAX_TYPES` types it is
+    numpy's multinomial on ``rng``; with more, the compiled sampler of :mod:`.bt_kernel` keyed by ``rng``
+    (exactly the same distribution, different draws). Successive calls continue ``rng``'s stream either
+    way, so drawing in chunks gives the same numbers as one call.
+
+    Args:
+        types: the prompt types.
+        rounds: bootstrap rounds ``B``.
+        rng: the source of randomness.
+        threads: threads for the compiled sampler (its result does not depend on it).
 
     Returns:
         Shape ``(rounds, K)`` int64; every row sums to ``P``.
     """
-    counts: np.ndarray = rng.multinomial(types.n_prompts, types.multiplicity / types.n_prompts, size=rounds)
-    return counts
+    if types.n_types <= NUMPY_DRAW_MAX_TYPES:
+        counts: np.ndarray = rng.multinomial(types.n_prompts, types.multiplicity / types.n_prompts, size=rounds)
+        return counts
+    # numba is imported only here: paper-sized Bradley-Terry runs never pay for it.
+    from qlora_eval.rating.bt_kernel import compiled_type_counts
+    from qlora_eval.rating.rng_kernel import round_keys
+
+    return compiled_type_counts(types.multiplicity, round_keys(rounds, rng), threads)

@@ -244,7 +244,8 @@ def fit_elo(
     s = np.ascontiguousarray(score_a, dtype=np.float64)
     _check_inputs(a, b, s, n_models, np.empty((1, a.shape[0]), dtype=np.int8))
     # Imported here: numba costs ~0.15 s to import, which Bradley-Terry runs need not pay.
-    from qlora_eval.rating.elo_kernel import compiled_elo_ratings, round_keys
+    from qlora_eval.rating.elo_kernel import compiled_elo_ratings
+    from qlora_eval.rating.rng_kernel import round_keys
 
     workers = threads if threads is not None else len(os.sched_getaffinity(0))
     samples = compiled_elo_ratings(

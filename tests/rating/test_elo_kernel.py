@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from qlora_eval.rating import elo_ratings, fit_elo, fit_elo_reference
-from qlora_eval.rating.elo_kernel import compiled_elo_ratings, kernel_orderings, pack_battles, round_keys
+from qlora_eval.rating.elo_kernel import compiled_elo_ratings, kernel_orderings, pack_battles
+from qlora_eval.rating.rng_kernel import round_keys
 
 
 def _battles(seed: int, m: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
