@@ -99,8 +99,8 @@ def _draw(multiplicity: np.ndarray, keys: np.ndarray, out: np.ndarray) -> None:
         while total < total_prompts:
             # One more prompt drawn uniformly: its type has probability multiplicity / P.
             u, s0, s1, s2, s3 = _bounded(_U64(total_prompts), s0, s1, s2, s3)
-            k = np.searchsorted(cumulative, np.int64(u), side="right")
-            row[k] += 1
+            drawn = np.searchsorted(cumulative, np.int64(u), side="right")
+            row[drawn] += 1
             total += 1
         if total > total_prompts:
             for i in range(n_types + 1):
