@@ -7,7 +7,6 @@ transaction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval.errors import InputError
+from qlora_eval.prompts import file_sha256 as sha256_file  # the one file hash (L1)
 from qlora_eval.types import Answer, Judgment, Prompt
 
 
@@ -152,15 +152,6 @@ class Format:
     default_prompt_set: str | None
     read: Callable[[Path, ImportOptions], Imported]
     description: str = field(default="")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes (read in chunks)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_text(path: Path) -> str:
