@@ -44,6 +44,11 @@ def texts_of(path: str) -> list[str]:
     return [r["input"] + " " + r["output"] for r in rows]
 
 
+def read_part(path: Path) -> dict[str, Any]:
+    """A part's earlier JSON (parts may run in separate calls), or an empty dict."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def prepare(args: argparse.Namespace) -> None:
     """Build and save the random LLaMA-7B-shaped model (bf16) with the tokenizer, and the Guanaco JSONL."""
     import torch
@@ -75,19 +80,24 @@ def reference(args: argparse.Namespace) -> None:
     work = Path(args.work)
     base, tok, load_s = load_prepared_base(str(work / "model"))
     feats = guanaco_features(tok, texts_of(args.data))
-    out: dict[str, Any] = {"load_seconds": load_s}
-    out["oa"] = run_reference(base, tok, feats, steps=args.steps, per_device=1, accum=16, sampling="group_by_length")
-    print(json.dumps({k: v for k, v in out["oa"].items() if k != "losses"}), flush=True)
-    for b in (1, 4):
+    out: dict[str, Any] = read_part(work / "reference.json")
+    out["load_seconds"] = load_s
+    if "oa" in args.parts:
+        out["oa"] = run_reference(
+            base, tok, feats, steps=args.steps, per_device=1, accum=16, sampling="group_by_length"
+        )
+        print(json.dumps({k: v for k, v in out["oa"].items() if k != "losses"}), flush=True)
+    for b in (1, 4) if "fixed" in args.parts else ():
         fixed = fixed_features(len(tok), 2048, b * args.fixed_steps, args.seed)
         out[f"fixed_b{b}"] = run_reference(
             base, tok, fixed, steps=args.fixed_steps, per_device=b, accum=1, sampling="sequential"
         )
         print(json.dumps({k: v for k, v in out[f"fixed_b{b}"].items() if k != "losses"}), flush=True)
-    out["loss_run"] = run_reference(
-        base, tok, feats, steps=args.loss_steps, per_device=1, accum=16, sampling="sequential"
-    )
-    print(json.dumps(out["loss_run"]["losses"]), flush=True)
+    if "loss" in args.parts:
+        out["loss_run"] = run_reference(
+            base, tok, feats, steps=args.loss_steps, per_device=1, accum=16, sampling="sequential"
+        )
+        print(json.dumps(out["loss_run"]["losses"]), flush=True)
     (work / "reference.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
 
 
@@ -101,6 +111,12 @@ def main() -> None:
     parser.add_argument("--fixed-steps", type=int, default=5, help="steps of the fixed-length microbenchmark")
     parser.add_argument("--loss-steps", type=int, default=20, help="steps of the loss-equivalence run")
     parser.add_argument("--variants", nargs="*", help="(ours) only these lever variants")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["oa", "fixed", "loss"],
+        help="(reference) oa fixed loss; (ours) variants fixed loss; merged into the part's JSON",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", help="(combine) the result JSON")
     args = parser.parse_args()

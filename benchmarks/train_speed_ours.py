@@ -16,16 +16,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-# name -> config overrides (the default first); what each lever is measured against
+# name -> config overrides of the defaults; each lever is measured against "default"
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "budget-2048": {"max_tokens_per_batch": 2048},
+    "budget-2560": {"max_tokens_per_batch": 2560},
+    "budget-4096": {"max_tokens_per_batch": 4096},
+    "budget-8192": {"max_tokens_per_batch": 8192},
     "attention-sdpa-mask": {"attention": "sdpa"},
     "loss-plain": {"loss": "plain"},
     "loss-liger": {"loss": "liger"},
-    "budget-2048": {"max_tokens_per_batch": 2048},
-    "budget-8192": {"max_tokens_per_batch": 8192},
     "no-checkpointing": {"gradient_checkpointing": False},
-    "padded-4x4-before": {"packing": False, "loss": "plain", "group_by_length": True},
+    "padded-4x4-before": {"packing": False, "loss": "plain"},
     "padded-1x16-before": {
         "packing": False,
         "loss": "plain",
@@ -103,10 +105,9 @@ def _reset() -> None:
 
 
 def run_ours(args: argparse.Namespace) -> None:
-    import torch
+    from train_speed import read_part
 
-    from qlora_eval.train import batching, loop
-    from qlora_eval.train.collator import TokenizedExample
+    from qlora_eval.train.card import hardware, versions
     from qlora_eval.train.config import DatasetFormat, make_config
 
     work = Path(args.work)
@@ -119,14 +120,30 @@ def run_ours(args: argparse.Namespace) -> None:
         compute_dtype="bfloat16",
         seed=args.seed,
     )
+    out: dict[str, Any] = read_part(work / "ours.json")
+    out.update(defaults=config.to_dict(), versions=versions(), hardware=hardware())
+    if {"variants", "fixed"} & set(args.parts):
+        config = _speed(config, args, out)
+    if "loss" in args.parts:
+        out["loss_run"] = _loss_run(config, args, work)
+    (work / "ours.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
+
+
+def _speed(config: Any, args: argparse.Namespace, out: dict[str, Any]) -> Any:
+    """The lever variants and the fixed-length microbenchmark on one loaded model; returns the config used."""
+    import torch
+
+    from qlora_eval.train import batching, loop
+    from qlora_eval.train.collator import TokenizedExample
+
     accelerator = loop.make_accelerator()
     t0 = time.perf_counter()
-    prep = loop.prepare(config, accelerator)
-    out: dict[str, Any] = {"load_seconds": time.perf_counter() - t0, "defaults": config.to_dict()}
+    # loaded with sdpa; each variant then switches to its own attention (a failing kernel fails one variant)
+    prep = loop.prepare(replace(config, attention="sdpa"), accelerator)
+    out["load_seconds"] = time.perf_counter() - t0
     lengths = [len(e) for e in prep.examples]
-    order = batching.epoch_order(lengths, 16, args.seed, 0, config.group_by_length)
-    out["variants"] = {}
-    names = args.variants or list(VARIANTS)
+    out.setdefault("variants", {})
+    names = (args.variants or list(VARIANTS)) if "variants" in args.parts else []
     for name in names:
         cfg = replace(config, **VARIANTS[name])
         try:
@@ -134,10 +151,8 @@ def run_ours(args: argparse.Namespace) -> None:
             ctx = loop.make_step_context(cfg, accelerator, prep.model, prep.optimizer, prep.scheduler)
             ctx.ddp_model.train()
             _reset()
-            var_order = (
-                batching.epoch_order(lengths, 16, args.seed, 0, True) if cfg.group_by_length else order
-            )
-            entry = _timed_steps(ctx, cfg, prep.examples, var_order, args.steps)
+            order = batching.epoch_order(lengths, 16, args.seed, 0, loop.grouped_order(cfg))
+            entry = _timed_steps(ctx, cfg, prep.examples, order, args.steps)
             entry.update(_memory(prep.optimizer), attention=used, overrides=VARIANTS[name])
         except Exception as exc:  # a lever that cannot run here (e.g. no liger) is reported, not fatal
             entry = {"error": f"{type(exc).__name__}: {exc}", "overrides": VARIANTS[name]}
@@ -145,10 +160,13 @@ def run_ours(args: argparse.Namespace) -> None:
         print(name, json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
     # the fixed-length microbenchmark with the defaults: b sequences of 2,048 random tokens per step
     cfg = config
+    if "error" in out["variants"].get("default", {}):
+        cfg = config = replace(config, attention="sdpa")
+        out["fallback"] = "the default variant failed; fixed and loss runs use attention=sdpa"
     _set_variant_model(prep.model, cfg, accelerator.device)
     gen = torch.Generator().manual_seed(args.seed)
     vocab = len(prep.tokenizer)
-    for b in (1, 4):
+    for b in (1, 4) if "fixed" in args.parts else ():
         fixed = [
             TokenizedExample(tuple(ids), tuple(ids))
             for ids in torch.randint(0, vocab, (b * args.fixed_steps, 2048), generator=gen).tolist()
@@ -160,10 +178,9 @@ def run_ours(args: argparse.Namespace) -> None:
         entry.update(_memory(prep.optimizer))
         out[f"fixed_b{b}"] = entry
         print(f"fixed_b{b}", json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
-    del prep, ctx
+    del prep
     _reset()
-    out["loss_run"] = _loss_run(config, args, work)
-    (work / "ours.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
+    return config
 
 
 def _loss_run(config: Any, args: argparse.Namespace, work: Path) -> dict[str, Any]:

@@ -106,3 +106,10 @@ def apply(model: Any, kind: AttentionKind) -> None:
     if kind is AttentionKind.VARLEN:
         register_varlen()
         model.set_attn_implementation(VARLEN)
+
+
+def for_unpacked_calls(model: Any) -> None:
+    """Put a model trained with varlen attention back on SDPA (evaluation and generation pass masks)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if base.config._attn_implementation == VARLEN:
+        base.set_attn_implementation("sdpa")
