@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qlora_eval.workflows.tournament import resolve_models
 from qlora_eval.config import load_tournament_config
 from qlora_eval.errors import ConfigError
+from qlora_eval.workflows.tournament import resolve_models
 
 REPO = Path(__file__).resolve().parents[2]
 
