@@ -4,10 +4,12 @@ Synthesises battles like the QLoRA Vicuna tournament (8 models, all 28 pairs in 
 on 80 prompts, outcomes drawn from known strengths with a first-position bias and 15% ties, 13 battles
 dropped to make 4,467), then times in the same run:
 
-* Elo over 10,000 random orderings, vectorised across orderings (orderings drawn + replayed), against
+* Elo over 10,000 random orderings: the compiled kernel (``fit_elo``: orderings drawn and replayed in
+  numba) and the numpy path (orderings drawn as an array + replayed vectorised across orderings), against
   ``elo_reference_loop`` (a Python loop per ordering and per battle) run on the first ``--loop-orderings``
   of the same orderings and extrapolated linearly to 10,000;
-* the Bradley-Terry prompt bootstrap with 1,000 rounds (point fit + tables + all rounds), against
+* the Bradley-Terry prompt bootstrap with 1,000 rounds (point fit + tables + all rounds), sparse
+  (``bootstrap_bradley_terry``) and dense (``bootstrap_bradley_terry_dense``), against
   ``bootstrap_reference_loop`` (per round: collect the drawn prompts' battles, fit with scipy L-BFGS-B)
   on the first ``--loop-rounds`` of the same draws, extrapolated linearly to 1,000;
 * ``rank_battles`` end to end for both methods (what ``qlora-eval rank`` spends inside the engine).
@@ -34,10 +36,12 @@ from qlora_eval.rating import (
     RatingMethod,
     battle_arrays,
     bootstrap_bradley_terry,
+    bootstrap_bradley_terry_dense,
     bootstrap_prompt_counts,
     bootstrap_reference_loop,
     elo_ratings,
     elo_reference_loop,
+    fit_elo,
     random_orderings,
     rank_battles,
 )
@@ -101,6 +105,10 @@ def main() -> None:
         return elo_ratings(a, b, s, m, random_orderings(arrays.n_battles, ORDERINGS, np.random.default_rng(1)))
 
     elo_s, elo_samples = _fastest(elo_vectorised, args.repeat, "elo")
+    fit_elo(a, b, s, m, 16, np.random.default_rng(1))  # loads the compiled kernel from numba's cache
+    compiled_s, _ = _fastest(
+        lambda: fit_elo(a, b, s, m, ORDERINGS, np.random.default_rng(1)), args.repeat, "elo_compiled"
+    )
     draw_s, orderings = _fastest(
         lambda: random_orderings(arrays.n_battles, ORDERINGS, np.random.default_rng(1)), 1, "draw"
     )
@@ -114,6 +122,11 @@ def main() -> None:
         return bootstrap_bradley_terry(a, b, s, g, m, BOOTSTRAP_ROUNDS, np.random.default_rng(2))
 
     bt_s, boot = _fastest(bt_vectorised, args.repeat, "bt")
+    dense_s, dense = _fastest(
+        lambda: bootstrap_bradley_terry_dense(a, b, s, g, m, BOOTSTRAP_ROUNDS, np.random.default_rng(2)),
+        args.repeat,
+        "bt_dense",
+    )
     counts = bootstrap_prompt_counts(len(arrays.prompts), BOOTSTRAP_ROUNDS, np.random.default_rng(2))
     loop_start = time.perf_counter()
     bt_loop = bootstrap_reference_loop(a, b, s, g, m, counts[: args.loop_rounds])
@@ -133,11 +146,15 @@ def main() -> None:
                 "prompts": len(arrays.prompts),
                 "elo": {
                     "orderings": ORDERINGS,
+                    "compiled_s": round(compiled_s, 4),
+                    "compiled_cpu_s": round(CPU_SECONDS["elo_compiled"], 4),
+                    "numpy_path_vs_compiled": round(elo_s / compiled_s, 1),
                     "vectorised_s": round(elo_s, 4),
                     "vectorised_cpu_s": round(CPU_SECONDS["elo"], 4),
                     "of_which_drawing_orderings_s": round(draw_s, 4),
                     "of_which_drawing_orderings_cpu_s": round(CPU_SECONDS["draw"], 4),
                     "reference_loop_s": round(elo_loop_s, 2),
+                    "reference_loop_vs_compiled": round(elo_loop_s / compiled_s, 1),
                     "reference_loop_note": f"ran {args.loop_orderings} orderings, extrapolated linearly to {ORDERINGS}",
                     "speedup": round(elo_loop_s / elo_s, 1),
                     "max_abs_diff_vs_loop": elo_max_diff,
@@ -146,6 +163,9 @@ def main() -> None:
                     "rounds": BOOTSTRAP_ROUNDS,
                     "vectorised_s": round(bt_s, 4),
                     "vectorised_cpu_s": round(CPU_SECONDS["bt"], 4),
+                    "dense_s": round(dense_s, 4),
+                    "dense_vs_sparse": round(dense_s / bt_s, 2),
+                    "max_abs_diff_sparse_vs_dense": float(np.abs(dense.samples - boot.samples).max()),
                     "reference_loop_s": round(bt_loop_s, 2),
                     "reference_loop_note": f"ran {args.loop_rounds} rounds, extrapolated linearly to {BOOTSTRAP_ROUNDS}",  # noqa: E501
                     "speedup": round(bt_loop_s / bt_s, 1),

@@ -20,8 +20,10 @@ Usage::
 ``RatingMethod.BT`` fits Bradley-Terry by maximum likelihood and bootstraps over prompts (default
 1,000 rounds, ``DEFAULT_ROUNDS``); it raises :class:`~qlora_eval.errors.ConvergenceError` when a model
 never lost (pass ``prior=1`` for a shrunk estimate, or use Elo). Building blocks, one module per job:
-:mod:`.battles` (arrays and counts), :mod:`.elo`, :mod:`.bradley_terry`, :mod:`.winrates`, :mod:`.bias`,
-:mod:`.ranking`.
+:mod:`.battles` (arrays and counts), :mod:`.elo` (its compiled replay in :mod:`.elo_kernel`),
+:mod:`.bradley_terry` (fits), :mod:`.bt_bootstrap` and :mod:`.bt_tables` (the sparse prompt bootstrap; its
+compiled sampler in :mod:`.bt_kernel`), :mod:`.rng_kernel` (per-round generators of the compiled kernels),
+:mod:`.winrates`, :mod:`.bias`, :mod:`.ranking`.
 """
 
 from __future__ import annotations

@@ -25,11 +25,10 @@ games between every pair (split evenly), a Bayesian shrinkage that always makes 
 The point fit uses Newton's method with step halving on the negative log likelihood (numpy only: importing
 ``scipy.optimize`` would cost a large share of a ``qlora-eval rank`` process); :func:`scipy_reference_fit`
 solves the same problem with scipy's L-BFGS-B, and the tests and the benchmark's reference loop use it as
-the independent check. The bootstrap
-resamples prompts (all battles of a prompt, both orders and all judges, stay together): per-prompt count
-tables of shape ``(P, m, m)`` are built once, each round is a weighted sum of them (one matrix product
-for all rounds) and all rounds are fitted together by a vectorised Newton method with step halving,
-warm-started at the point estimate (the same objective; the tests check it against per-round scipy fits).
+the independent check. The bootstrap over prompts (all battles of a prompt, both orders and all judges,
+stay together) lives in :mod:`.bt_bootstrap`: sparse per-prompt tables (:mod:`.bt_tables`) at any scale,
+and the dense ``(P, m, m)`` version as its reference. This module keeps the tables, the objective, the
+fits and the vectorised Newton method with step halving that both use.
 """
 
 from __future__ import annotations
