@@ -255,13 +255,25 @@ def split_sql(script: str) -> list[str]:
     return statements
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    """The schema version recorded in an open store file (0 for a new, empty file)."""
+def current_version(conn: sqlite3.Connection, *, source: str = "the store") -> int:
+    """The schema version recorded in an open store file (0 for a new, empty file).
+
+    Raises:
+        StoreError: the ``schema_version`` table does not hold exactly one whole number (the file was
+            changed by another program).
+    """
     has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
     if not has_table:
         return 0
-    row = conn.execute("SELECT version FROM schema_version").fetchone()
-    return int(row[0]) if row else 0
+    values = [row[0] for row in conn.execute("SELECT version FROM schema_version").fetchall()]
+    # bool is an int subclass, and SQLite hands back text or reals unchanged when a program stored them.
+    if len(values) != 1 or type(values[0]) is not int or values[0] < 1:
+        raise StoreError(
+            f"{source}: its schema_version table holds {values!r}, not one schema version (a whole number from 1 "
+            f"to {latest_version()}); the file was changed by another program. Restore it from a backup, or "
+            "use a new --db file"
+        )
+    return values[0]
 
 
 def apply_migrations(conn: sqlite3.Connection, current: int) -> None:
