@@ -16,7 +16,14 @@ from qlora_eval.errors import BackendError, ConfigError, MissingDependencyError
 from qlora_eval.models.base import ChatModel, Completion, is_greedy, row_seed
 from qlora_eval.models.chat import format_guanaco, format_stop_strings
 from qlora_eval.models.gguf import local_model_dir
-from qlora_eval.models.spec import DEFAULT_REGISTRY, Backend, ChatFormat, ModelSpec, parse_model_spec
+from qlora_eval.models.spec import (
+    DEFAULT_REGISTRY,
+    VLLM_PARALLEL_OPTIONS,
+    Backend,
+    ChatFormat,
+    ModelSpec,
+    parse_model_spec,
+)
 from qlora_eval.types import GenerationSettings, Message
 
 VLLM_INSTALL = (
@@ -48,6 +55,9 @@ class VLLMChatModel(ChatModel):
         try:
             if "max_model_len" in spec.options:
                 kwargs["max_model_len"] = int(spec.options["max_model_len"])
+            for key in VLLM_PARALLEL_OPTIONS:  # vLLM spreads the model (tensor) or requests (data) over GPUs
+                if key in spec.options:
+                    kwargs[key] = int(spec.options[key])
             if "gpu_memory_utilization" in spec.options:
                 # On the CPU backend this is the fraction of RAM vLLM reserves (its default 0.92 rarely fits).
                 kwargs["gpu_memory_utilization"] = float(spec.options["gpu_memory_utilization"])
