@@ -23,11 +23,14 @@ never lost (pass ``prior=1`` for a shrunk estimate, or use Elo). Building blocks
 :mod:`.battles` (arrays and counts), :mod:`.elo` (its compiled replay in :mod:`.elo_kernel`),
 :mod:`.bradley_terry` (fits), :mod:`.bt_bootstrap` and :mod:`.bt_tables` (the sparse prompt bootstrap; its
 compiled sampler in :mod:`.bt_kernel`), :mod:`.rng_kernel` (per-round generators of the compiled kernels),
-:mod:`.winrates`, :mod:`.bias`, :mod:`.ranking`.
+:mod:`.winrates`, :mod:`.bias`, :mod:`.ranking`. Fit options (:mod:`.fit_options`): Elo with prompt-bootstrap
+intervals (:mod:`.elo_bootstrap`), Bradley-Terry with a first-position advantage and style covariates
+(:mod:`.bt_features`, :mod:`.style`, :mod:`.adjusted`).
 """
 
 from __future__ import annotations
 
+from qlora_eval.rating.adjusted import Adjustments, Coefficient, ControlledRow
 from qlora_eval.rating.battles import BattleArrays, battle_arrays, battle_counts, check_ratable
 from qlora_eval.rating.bias import (
     LengthPreference,
@@ -60,19 +63,27 @@ from qlora_eval.rating.elo import (
     random_orderings,
     summarize_elo,
 )
+from qlora_eval.rating.fit_options import EloIntervals, FitOptions, fit_options, fit_options_from_mapping
 from qlora_eval.rating.ranking import DEFAULT_ROUNDS, RankingResult, RatingMethod, interval_ranks, rank_battles
+from qlora_eval.rating.style import StyleControl, parse_controls, style_covariates
 from qlora_eval.rating.winrates import WinRates, observed_win_rates, predicted_win_rates, win_rates
 
 __all__ = [
     "DEFAULT_ROUNDS",
+    "Adjustments",
     "BTBootstrap",
     "BTFit",
     "BattleArrays",
+    "Coefficient",
+    "ControlledRow",
+    "EloIntervals",
     "EloResult",
+    "FitOptions",
     "LengthPreference",
     "PositionBias",
     "RankingResult",
     "RatingMethod",
+    "StyleControl",
     "TieModel",
     "WinRates",
     "battle_arrays",
@@ -88,16 +99,20 @@ __all__ = [
     "fit_bradley_terry",
     "fit_elo",
     "fit_elo_reference",
+    "fit_options",
+    "fit_options_from_mapping",
     "interval_ranks",
     "length_preference",
     "newton_fit_batch",
     "observed_win_rates",
+    "parse_controls",
     "position_bias",
     "position_bias_by_judge",
     "predicted_win_rates",
     "prompt_count_tables",
     "random_orderings",
     "rank_battles",
+    "style_covariates",
     "summarize_elo",
     "win_rates",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from qlora_eval.errors import ConfigError
+from qlora_eval.rating.adjusted import Adjustments, adjusted_bt, anchor_shift
 from qlora_eval.rating.battles import BattleArrays, battle_arrays, check_ratable
 from qlora_eval.rating.bias import (
     LengthPreference,
@@ -22,6 +23,7 @@ from qlora_eval.rating.bias import (
 from qlora_eval.rating.bradley_terry import TieModel
 from qlora_eval.rating.bt_bootstrap import bootstrap_bradley_terry
 from qlora_eval.rating.elo import DEFAULT_INITIAL, DEFAULT_K, DEFAULT_SCALE, fit_elo
+from qlora_eval.rating.fit_options import EloIntervals
 from qlora_eval.rating.winrates import WinRates, win_rates
 from qlora_eval.types import Battle, Rating
 
@@ -89,8 +91,10 @@ class RankingResult:
         bias_by_judge: position bias per judge id.
         length: preference for longer answers, when answer lengths were given.
         invalid_per_model: model -> INVALID verdicts it took part in.
-        parameters: the method's settings (Elo: k, scale, initial; BT: tie_model, prior, anchor, scale,
-            base and the fitted tie_nu).
+        parameters: the method's settings (Elo: k, scale, initial, intervals; BT: tie_model, prior, anchor,
+            scale, base, position_bias, control and the fitted tie_nu).
+        adjustments: BT with ``position_bias`` or style covariates: the first-position advantage, the style
+            coefficients and the style-controlled ratings (see :mod:`.adjusted`); None otherwise.
     """
 
     method: RatingMethod
@@ -107,6 +111,7 @@ class RankingResult:
     length: LengthPreference | None
     invalid_per_model: dict[str, int]
     parameters: dict[str, Any]
+    adjustments: Adjustments | None = None
 
     def rating_of(self, model: str) -> Rating:
         """The :class:`Rating` of ``model``.
@@ -126,7 +131,7 @@ class RankingResult:
         ``{"model", "rating", "se", "ci_low", "ci_high", "rank", "wins", "losses", "ties"}``, best first),
         ``bias`` (overall fields plus ``by_judge``), ``length_preference`` (or null), ``invalid_per_model``,
         ``rank_ranges`` (model -> [best, worst]), ``win_rates`` (``models``, ``counts``, ``observed``,
-        ``predicted``; null where undefined) and ``parameters``.
+        ``predicted``; null where undefined) and ``parameters``; ``adjustments`` only when fitted.
         """
         bias = self.bias.to_dict()
         bias["by_judge"] = {judge: b.to_dict() for judge, b in self.bias_by_judge.items()}
@@ -147,7 +152,7 @@ class RankingResult:
                 "predicted": _matrix_json(self.win_rates.predicted),
             },
             "parameters": dict(self.parameters),
-        }
+        } | ({"adjustments": self.adjustments.to_dict()} if self.adjustments is not None else {})
 
 
 def rank_battles(
@@ -163,6 +168,9 @@ def rank_battles(
     k: float = DEFAULT_K,
     scale: float = DEFAULT_SCALE,
     base: float = DEFAULT_INITIAL,
+    elo_intervals: EloIntervals = EloIntervals.ORDERINGS,
+    position_advantage: bool = False,
+    style: tuple[Sequence[Sequence[float]], Sequence[str]] | None = None,
 ) -> RankingResult:
     """Rate and rank models from pairwise battles.
 
@@ -173,12 +181,21 @@ def rank_battles(
         rng: the source of randomness (orderings or bootstrap draws).
         tie_model: BT only: ``HALF_WIN`` or ``DAVIDSON``.
         prior: BT only: virtual games per pair of models (0 = plain maximum likelihood).
-        anchor: BT only: model fixed at ``base``; None anchors the mean rating at ``base``.
+        anchor: BT only: model whose rating is ``base``; None puts the mean rating at ``base``. The bootstrap
+            samples stay centred on the models' mean and move by the same constant, so the anchor's interval
+            is its uncertainty relative to the others (never zero-width by construction).
         answer_lengths: optional ``(length_a, length_b)``, each aligned with ``battles``, for the
             length-preference statistic.
         k: Elo only: the K factor.
         scale: the Elo scale of both methods (400).
         base: Elo's starting rating / BT's anchor value (1000).
+        elo_intervals: Elo only: ``ORDERINGS`` (percentiles over orderings of the full data) or ``BOOTSTRAP``
+            (prompts resampled with replacement; see :mod:`.elo_bootstrap`); the rating is the mean over
+            orderings either way.
+        position_advantage: BT only: fit a first-position advantage; ratings are then free of it.
+        style: BT only: ``(covariates, names)``, covariates of shape ``(len(battles), c)`` aligned with
+            ``battles`` (see :func:`~qlora_eval.rating.style.style_covariates`); controlled ratings and the
+            coefficients go to ``adjustments``.
 
     Returns:
         The :class:`RankingResult`.
@@ -192,19 +209,53 @@ def rank_battles(
         raise ConfigError(f"method must be a RatingMethod (elo or bt), got {method!r}")
     if rounds < 2:
         raise ConfigError(f"rounds must be at least 2 to give an interval, got {rounds}")
-    if method is RatingMethod.ELO and (tie_model is not TieModel.HALF_WIN or prior != 0.0 or anchor is not None):
-        raise ConfigError("tie_model, prior and anchor apply to Bradley-Terry only; drop them or use method bt")
+    bt_only = (tie_model is not TieModel.HALF_WIN, prior != 0.0, anchor is not None, position_advantage, style)
+    if method is RatingMethod.ELO and any(v is not None and v is not False for v in bt_only):
+        raise ConfigError(
+            "--ties, --prior, --anchor, --position-bias and --control apply to Bradley-Terry only; "
+            "drop them or use --method bt"
+        )
     arrays = battle_arrays(battles)
     check_ratable(arrays)
     m = arrays.n_models
     tie_nu: float | None = None
+    adjustments: Adjustments | None = None
     parameters: dict[str, Any]
     if method is RatingMethod.ELO:
-        elo = fit_elo(arrays.a_idx, arrays.b_idx, arrays.score_a, m, rounds, rng, k=k, scale=scale, initial=base)
+        if elo_intervals is EloIntervals.BOOTSTRAP:
+            from qlora_eval.rating.elo_bootstrap import fit_elo_bootstrap
+
+            a, b, s, g = arrays.a_idx, arrays.b_idx, arrays.score_a, arrays.prompt_idx
+            elo = fit_elo_bootstrap(a, b, s, g, m, rounds, rng, k=k, scale=scale, initial=base)
+        else:
+            elo = fit_elo(arrays.a_idx, arrays.b_idx, arrays.score_a, m, rounds, rng, k=k, scale=scale, initial=base)
         point, se, low, high, samples = elo.mean, elo.se, elo.ci_low, elo.ci_high, elo.samples
-        parameters = {"k": k, "scale": scale, "initial": base}
+        parameters = {"k": k, "scale": scale, "initial": base, "intervals": elo_intervals.value}
+    elif position_advantage or style is not None:
+        anchor_index = arrays.model_index(anchor) if anchor is not None else None
+        covariates = None
+        if style is not None:
+            z = np.asarray(style[0], dtype=np.float64).reshape(len(battles), -1)
+            covariates = (z[arrays.source_idx], tuple(style[1]))
+        fitted = adjusted_bt(
+            arrays,
+            rounds,
+            rng,
+            tie_model=tie_model,
+            prior=prior,
+            position_bias=position_advantage,
+            style=covariates,
+            scale=scale,
+            base=base,
+            anchor=anchor_index,
+        )
+        point, samples, tie_nu, adjustments = fitted.point, fitted.samples, fitted.tie_nu, fitted.adjustments
+        se = samples.std(axis=0, ddof=1)
+        low, high = np.percentile(samples, [2.5, 97.5], axis=0)
+        parameters = _bt_parameters(tie_model, prior, anchor, scale, base, tie_nu, position_advantage, covariates)
     else:
         anchor_index = arrays.model_index(anchor) if anchor is not None else None
+        # Fitted mean-centred, then shifted (see anchor_shift): the anchor keeps an honest, non-zero interval.
         bt = bootstrap_bradley_terry(
             arrays.a_idx,
             arrays.b_idx,
@@ -215,22 +266,16 @@ def rank_battles(
             rng,
             tie_model=tie_model,
             prior=prior,
-            anchor=anchor_index,
+            anchor=None,
             scale=scale,
             base=base,
             models=arrays.models,
         )
-        point, se, low, high, samples = bt.point.ratings, bt.se, bt.ci_low, bt.ci_high, bt.samples
+        point, samples = anchor_shift(bt.point.ratings, bt.samples, anchor_index, base)
+        se = bt.se
+        low, high = np.percentile(samples, [2.5, 97.5], axis=0)
         tie_nu = bt.point.tie_nu
-        parameters = {
-            "tie_model": tie_model.value,
-            "prior": prior,
-            "anchor": anchor,
-            "anchored": "model" if anchor is not None else "mean",
-            "scale": scale,
-            "base": base,
-            "tie_nu": tie_nu,
-        }
+        parameters = _bt_parameters(tie_model, prior, anchor, scale, base, tie_nu, False, None)
     best, worst = interval_ranks(low, high)
     order = sorted(range(m), key=lambda i: (-point[i], arrays.models[i]))
     ratings = tuple(
@@ -262,7 +307,32 @@ def rank_battles(
         length=_length_stats(arrays, answer_lengths, len(battles)),
         invalid_per_model={name: int(arrays.invalid_per_model[i]) for i, name in enumerate(arrays.models)},
         parameters=parameters,
+        adjustments=adjustments,
     )
+
+
+def _bt_parameters(
+    tie_model: TieModel,
+    prior: float,
+    anchor: str | None,
+    scale: float,
+    base: float,
+    tie_nu: float | None,
+    position: bool,
+    style: tuple[np.ndarray, tuple[str, ...]] | None,
+) -> dict[str, Any]:
+    return {
+        "tie_model": tie_model.value,
+        "prior": prior,
+        "anchor": anchor,
+        # "model": the anchor's point rating is ``base``; intervals stay relative to the models' mean.
+        "anchored": "model" if anchor is not None else "mean",
+        "scale": scale,
+        "base": base,
+        "tie_nu": tie_nu,
+        "position_bias": position,
+        "style_covariates": list(style[1]) if style is not None else [],
+    }
 
 
 def _length_stats(

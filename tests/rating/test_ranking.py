@@ -66,7 +66,8 @@ def test_invalid_verdicts_are_counted_not_rated(battles: list[Battle], method: R
 def test_bt_options(battles: list[Battle]) -> None:
     anchored = rank_battles(battles, RatingMethod.BT, 50, np.random.default_rng(4), anchor="gamma")
     gamma = anchored.rating_of("gamma")
-    assert gamma.rating == pytest.approx(1000.0) and gamma.ci_low == pytest.approx(gamma.ci_high)
+    # Issue 13: the anchor's interval is its uncertainty relative to the others, never zero-width by construction.
+    assert gamma.rating == pytest.approx(1000.0) and gamma.ci_low < 1000.0 < gamma.ci_high
     assert anchored.parameters["anchored"] == "model"
     davidson = rank_battles(battles, RatingMethod.BT, 50, np.random.default_rng(4), tie_model=TieModel.DAVIDSON)
     assert davidson.parameters["tie_nu"] > 0
