@@ -35,7 +35,8 @@ class OpenAIChatModel(ChatModel):
         max_retries: retries after the first attempt for retryable failures.
         base_delay_s: the first backoff delay; it doubles each retry (times a jitter in [1, 1.5)).
         timeout_s: per-request timeout.
-        concurrency: requests in flight at once within a batch.
+        concurrency: requests in flight at once within a batch (the spec's ``concurrency=N`` wins: a vLLM server
+            with ``--data-parallel-size 8`` or a vllm-router in front of several wants many more than 8).
         seed: seeds the backoff jitter.
     """
 
@@ -60,6 +61,8 @@ class OpenAIChatModel(ChatModel):
             "(for a local server that checks none, any value works, e.g. OPENAI_API_KEY=local)",
         )
         self.spec = spec
+        if "concurrency" in spec.options:
+            concurrency = int(spec.options["concurrency"])  # checked by parse_model_spec
         self.concurrency = concurrency
         # A reply that is not a completion is not retried here: a server that sends one usually sends it again.
         retry = RetryPolicy(

@@ -22,7 +22,7 @@ from qlora_eval.errors import ConfigError
 GRAMMAR = (
     "model spec grammar: [BACKEND:]TARGET[?key=value&...] with BACKEND one of hf, openai, vllm;\n"
     "  hf:PATH_OR_HUB_ID?bits=4|8|16|32&adapter=DIR&dtype=bfloat16&chat=template|guanaco&name=NAME\n"
-    "  openai:MODEL?base_url=URL&name=NAME   (key from OPENAI_API_KEY)\n"
+    "  openai:MODEL?base_url=URL&name=NAME&concurrency=N   (key from OPENAI_API_KEY; N requests in flight)\n"
     "  vllm:PATH_OR_HUB_ID?adapter=DIR&max_model_len=N&gpu_memory_utilization=0.5&name=NAME\n"
     "       &tensor_parallel_size=N&data_parallel_size=N   (vLLM's own parallelism over N GPUs)\n"
     "  ALIAS[?options]                         (known aliases: {aliases})"
@@ -47,7 +47,7 @@ class ChatFormat(Enum):
 # Which options each backend accepts, and how to check their values.
 _ALLOWED_OPTIONS: dict[Backend, frozenset[str]] = {
     Backend.HF: frozenset({"bits", "adapter", "dtype", "chat", "name", "gguf_file", "revision"}),
-    Backend.OPENAI: frozenset({"base_url", "name", "chat"}),
+    Backend.OPENAI: frozenset({"base_url", "name", "chat", "concurrency"}),
     Backend.VLLM: frozenset(
         {
             "adapter",
@@ -187,9 +187,9 @@ def _check_options(backend: Backend, options: dict[str, str], text: str, registr
         raise _spec_error(text, f"dtype must be one of {sorted(_DTYPES)}, got {options['dtype']!r}", registry)
     if "chat" in options and options["chat"] not in {f.value for f in ChatFormat}:
         raise _spec_error(text, f"chat must be 'template' or 'guanaco', got {options['chat']!r}", registry)
-    for key in VLLM_PARALLEL_OPTIONS:
+    for key in (*VLLM_PARALLEL_OPTIONS, "concurrency"):
         if key in options and not (options[key].isdigit() and int(options[key]) >= 1):
-            raise _spec_error(text, f"{key} must be a whole number >= 1 (GPUs), got {options[key]!r}", registry)
+            raise _spec_error(text, f"{key} must be a whole number >= 1, got {options[key]!r}", registry)
 
 
 def parse_model_spec(text: str, registry: AliasRegistry = DEFAULT_REGISTRY) -> ModelSpec:

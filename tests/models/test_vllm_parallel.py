@@ -78,3 +78,14 @@ def test_without_the_options_vllm_keeps_its_defaults(fake_vllm: type[_FakeLLM]) 
 
     VLLMChatModel(parse_model_spec("vllm:/models/m"))
     assert "tensor_parallel_size" not in fake_vllm.created[0] and "data_parallel_size" not in fake_vllm.created[0]
+
+
+def test_openai_spec_concurrency_sets_requests_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qlora_eval.models.openai_backend import OpenAIChatModel
+
+    monkeypatch.setenv("OPENAI_API_KEY", "local")
+    spec = parse_model_spec("openai:m?base_url=http://127.0.0.1:9/v1&concurrency=64")
+    assert OpenAIChatModel(spec).concurrency == 64
+    assert OpenAIChatModel(parse_model_spec("openai:m?base_url=http://127.0.0.1:9/v1")).concurrency == 8
+    with pytest.raises(ConfigError, match="concurrency must be a whole number >= 1"):
+        parse_model_spec("openai:m?concurrency=0")
