@@ -60,29 +60,44 @@ class PositionBias:
         }
 
 
-def _bias_of(arrays: BattleArrays, mask: np.ndarray) -> PositionBias:
-    codes = arrays.verdict_code[mask]
-    decisive = int(np.isin(codes, (VERDICT_A, VERDICT_B)).sum())
-    first_wins = int((codes == VERDICT_A).sum())
-    # Group by (prompt, unordered pair, judge); the orientation says which order the pair was shown in.
-    a, b = arrays.a_idx[mask], arrays.b_idx[mask]
+def swap_pairs(arrays: BattleArrays) -> tuple[np.ndarray, np.ndarray]:
+    """The order-swap pairs: on each (prompt, unordered model pair, judge), the k-th verdict given in one
+    presentation order is paired with the k-th given in the other (input order).
+
+    Vectorised (sorts instead of a dict of lists: a million Arena battles take a fraction of a second).
+
+    Returns:
+        ``(judge_idx, consistent)``, each of shape ``(pairs,)``: the judge of each pair, and whether its
+        verdict survives the swap (same winner, or the same TIE/BOTH_BAD).
+    """
+    a, b = arrays.a_idx, arrays.b_idx
     low, high = np.minimum(a, b), np.maximum(a, b)
     forward = a < b
     # The verdict as seen in the forward orientation, so both orders can be compared directly.
-    as_forward = np.where(forward, codes, _SWAP_CODE[codes])
-    groups: dict[tuple[int, int, int, int], tuple[list[int], list[int]]] = {}
-    keys = zip(
-        arrays.prompt_idx[mask].tolist(), low.tolist(), high.tolist(), arrays.judge_idx[mask].tolist(), strict=True
-    )
-    for key, is_forward, verdict in zip(keys, forward.tolist(), as_forward.tolist(), strict=True):
-        fwd, swp = groups.setdefault(key, ([], []))
-        (fwd if is_forward else swp).append(verdict)
-    pairs = 0
-    consistent = 0
-    for fwd, swp in groups.values():
-        for v_fwd, v_swp in zip(fwd, swp, strict=False):
-            pairs += 1
-            consistent += int(v_fwd == v_swp)
+    as_forward = np.where(forward, arrays.verdict_code, _SWAP_CODE[arrays.verdict_code])
+    columns = (arrays.prompt_idx, low, high, arrays.judge_idx)
+    sizes = (len(arrays.prompts), arrays.n_models, arrays.n_models, max(1, len(arrays.judges)))
+    if math.prod(sizes) < 2**62:
+        key = ((columns[0] * sizes[1] + columns[1]) * sizes[2] + columns[2]) * sizes[3] + columns[3]
+        _, group = np.unique(key, return_inverse=True)
+    else:
+        _, group = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+    group = group.reshape(-1).astype(np.int64)
+    # Rank of each verdict within its (group, orientation), in input order (a stable sort keeps it).
+    side = group * 2 + forward
+    order = np.argsort(side, kind="stable")
+    sorted_side = side[order]
+    n = side.shape[0]
+    starts = np.flatnonzero(np.r_[True, sorted_side[1:] != sorted_side[:-1]]) if n else np.zeros(0, dtype=np.intp)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+    pair_id = group * max(n, 1) + rank
+    _, first, second = np.intersect1d(pair_id[forward], pair_id[~forward], assume_unique=True, return_indices=True)
+    consistent = as_forward[forward][first] == as_forward[~forward][second]
+    return arrays.judge_idx[forward][first], consistent
+
+
+def _bias(decisive: int, first_wins: int, pairs: int, consistent: int) -> PositionBias:
     return PositionBias(
         decisive=decisive,
         first_wins=first_wins,
@@ -94,14 +109,32 @@ def _bias_of(arrays: BattleArrays, mask: np.ndarray) -> PositionBias:
     )
 
 
+def _per_judge(arrays: BattleArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per judge (each shape ``(J,)``): decisive verdicts, first-shown wins, swap pairs, consistent pairs."""
+    judges = max(1, len(arrays.judges))
+    codes = arrays.verdict_code
+    decisive = np.bincount(arrays.judge_idx[(codes == VERDICT_A) | (codes == VERDICT_B)], minlength=judges)
+    first_wins = np.bincount(arrays.judge_idx[codes == VERDICT_A], minlength=judges)
+    pair_judge, consistent = swap_pairs(arrays)
+    pairs = np.bincount(pair_judge, minlength=judges)
+    kept = np.bincount(pair_judge[consistent], minlength=judges)
+    return decisive, first_wins, pairs, kept
+
+
 def position_bias(arrays: BattleArrays) -> PositionBias:
-    """Position bias and swap consistency over all valid verdicts (all judges together)."""
-    return _bias_of(arrays, np.ones(arrays.n_battles, dtype=bool))
+    """Position bias and swap consistency over all valid verdicts (all judges together; a swap pair is
+    always two verdicts of the same judge)."""
+    decisive, first_wins, pairs, kept = _per_judge(arrays)
+    return _bias(int(decisive.sum()), int(first_wins.sum()), int(pairs.sum()), int(kept.sum()))
 
 
 def position_bias_by_judge(arrays: BattleArrays) -> dict[str, PositionBias]:
     """Position bias and swap consistency of each judge separately, keyed by judge id."""
-    return {judge: _bias_of(arrays, arrays.judge_idx == j) for j, judge in enumerate(arrays.judges)}
+    decisive, first_wins, pairs, kept = _per_judge(arrays)
+    return {
+        judge: _bias(int(decisive[j]), int(first_wins[j]), int(pairs[j]), int(kept[j]))
+        for j, judge in enumerate(arrays.judges)
+    }
 
 
 @dataclass(frozen=True)
