@@ -7,6 +7,7 @@ flight; the content key makes storing idempotent, so a rerun pays only for what 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -97,10 +98,12 @@ def run_judge(
     batches = [list(requests[i : i + judge.batch_size]) for i in range(0, len(requests), judge.batch_size)]
     counts = {"new": 0, "invalid": 0, "failed": 0, "requests": 0, "reasked": 0, "done": 0}
     cost = 0.0
+    tokens = 0  # prompt + completion tokens of the stored judgments: the throughput shown in the bar
+    started = time.perf_counter()
     bar = tqdm(total=len(requests), desc=f"judging ({judge.judge_id})", unit="call", disable=not progress)
 
     def handle(future: Future[list[JudgeOutcome]], estimate: float) -> None:
-        nonlocal cost
+        nonlocal cost, tokens
         outcomes = future.result()  # a BackendError propagates from here
         batch_cost = sum(o.cost_usd for o in outcomes)
         budget.settle(estimate, batch_cost)
@@ -115,9 +118,11 @@ def run_judge(
             else:
                 counts["new"] += 1
                 counts["invalid"] += int(outcome.judgment.verdict is Verdict.INVALID)
+                tokens += (outcome.judgment.prompt_tokens or 0) + (outcome.judgment.completion_tokens or 0)
         bar.update(len(outcomes))
-        if cost:
-            bar.set_postfix(usd=f"{cost:.4f}")
+        elapsed = time.perf_counter() - started
+        postfix = {"tok_s": f"{tokens / elapsed:.0f}"} if tokens and elapsed > 0 else {}
+        bar.set_postfix(**postfix, **({"usd": f"{cost:.4f}"} if cost else {}))
 
     stopped = False
     pending: dict[Future[list[JudgeOutcome]], float] = {}
