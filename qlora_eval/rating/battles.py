@@ -23,6 +23,7 @@ VERDICT_BOTH_BAD = 3
 
 _CODE = {Verdict.A: VERDICT_A, Verdict.B: VERDICT_B, Verdict.TIE: VERDICT_TIE, Verdict.BOTH_BAD: VERDICT_BOTH_BAD}
 _SCORE_OF_CODE = np.array([1.0, 0.0, 0.5, 0.5])
+_CODE_OR_INVALID = {**_CODE, Verdict.INVALID: -1}
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,32 +105,22 @@ def battle_arrays(battles: Sequence[Battle]) -> BattleArrays:
     models = tuple(sorted({b.model_a for b in battles} | {b.model_b for b in battles}))
     model_pos = {name: i for i, name in enumerate(models)}
     m = len(models)
-    invalid_per_model = np.zeros(m, dtype=np.int64)
-    a_list: list[int] = []
-    b_list: list[int] = []
-    code_list: list[int] = []
-    prompt_list: list[str] = []
-    judge_list: list[str] = []
-    source_list: list[int] = []
-    for pos, battle in enumerate(battles):
-        ia = model_pos[battle.model_a]
-        ib = model_pos[battle.model_b]
-        if battle.verdict is Verdict.INVALID:
-            invalid_per_model[ia] += 1
-            invalid_per_model[ib] += 1
-            continue
-        a_list.append(ia)
-        b_list.append(ib)
-        code_list.append(_CODE[battle.verdict])
-        prompt_list.append(battle.prompt_id)
-        judge_list.append(battle.judge)
-        source_list.append(pos)
-    a_idx = np.asarray(a_list, dtype=np.intp)
-    b_idx = np.asarray(b_list, dtype=np.intp)
-    verdict_code = np.asarray(code_list, dtype=np.int8)
+    n_input = len(battles)
+    # Column-wise passes (comprehensions feeding np.fromiter) rather than one loop of appends: at a million
+    # Arena battles this is several times faster.
+    all_a = np.fromiter((model_pos[b.model_a] for b in battles), dtype=np.intp, count=n_input)
+    all_b = np.fromiter((model_pos[b.model_b] for b in battles), dtype=np.intp, count=n_input)
+    all_code = np.fromiter((_CODE_OR_INVALID[b.verdict] for b in battles), dtype=np.int8, count=n_input)
+    valid = all_code >= 0
+    source_idx = np.flatnonzero(valid).astype(np.intp)
+    invalid_per_model = (np.bincount(all_a[~valid], minlength=m) + np.bincount(all_b[~valid], minlength=m)).astype(
+        np.int64
+    )
+    a_idx, b_idx, verdict_code = all_a[valid], all_b[valid], all_code[valid]
+    valid_battles = [battles[i] for i in source_idx.tolist()]
+    prompts, prompt_idx = _sorted_index([b.prompt_id for b in valid_battles])
+    judges, judge_idx = _sorted_index([b.judge for b in valid_battles])
     score_a = _SCORE_OF_CODE[verdict_code] if verdict_code.size else np.zeros(0)
-    prompts, prompt_idx = np.unique(np.asarray(prompt_list, dtype=object), return_inverse=True)
-    judges, judge_idx = np.unique(np.asarray(judge_list, dtype=object), return_inverse=True)
     decisive_a = verdict_code == VERDICT_A
     decisive_b = verdict_code == VERDICT_B
     tie = ~(decisive_a | decisive_b)
@@ -142,17 +133,28 @@ def battle_arrays(battles: Sequence[Battle]) -> BattleArrays:
         b_idx=b_idx,
         score_a=np.asarray(score_a, dtype=np.float64),
         verdict_code=verdict_code,
-        prompt_idx=np.asarray(prompt_idx, dtype=np.intp).reshape(-1),
-        prompts=tuple(str(p) for p in prompts),
-        judge_idx=np.asarray(judge_idx, dtype=np.intp).reshape(-1),
-        judges=tuple(str(j) for j in judges),
-        source_idx=np.asarray(source_list, dtype=np.intp),
-        invalid=len(battles) - len(a_list),
+        prompt_idx=prompt_idx,
+        prompts=prompts,
+        judge_idx=judge_idx,
+        judges=judges,
+        source_idx=source_idx,
+        invalid=n_input - int(source_idx.shape[0]),
         invalid_per_model=invalid_per_model,
         wins=wins.astype(np.int64),
         losses=losses.astype(np.int64),
         ties=ties.astype(np.int64),
     )
+
+
+def _sorted_index(values: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
+    """Distinct values, sorted, and each value's index among them (shape ``(len(values),)`` intp)."""
+    first_seen: dict[str, int] = {}
+    codes = np.fromiter((first_seen.setdefault(v, len(first_seen)) for v in values), dtype=np.intp, count=len(values))
+    distinct = list(first_seen)
+    order = sorted(range(len(distinct)), key=distinct.__getitem__)
+    rank = np.empty(len(distinct), dtype=np.intp)
+    rank[order] = np.arange(len(distinct), dtype=np.intp)
+    return tuple(distinct[i] for i in order), rank[codes]
 
 
 def battle_counts(arrays: BattleArrays) -> np.ndarray:
