@@ -57,6 +57,8 @@ class JudgeKind:
         completion_tokens: ``options -> int``: the most completion tokens one call can cost (for estimates).
         build: ``(spec, options, price) -> Judge``: load the model / create the client.
         runs_locally: True when verdicts come from a model in this process (free; reports say so).
+        report_note: what a report's judge box says about how this kind decides and its known biases
+            (empty: nothing beyond the judge's name and settings).
     """
 
     name: str
@@ -67,3 +69,4 @@ class JudgeKind:
     completion_tokens: Callable[[JudgeOptions], int]
     build: Callable[[JudgeSpec, JudgeOptions, Price | None], Judge]
     runs_locally: bool
+    report_note: str = ""

@@ -326,6 +326,7 @@ KIND = JudgeKind(
     completion_tokens=lambda options: 0,  # nothing is generated: the answers are scored
     build=_build,
     runs_locally=True,
+    report_note=KNOWN_BIASES,
 )
 
 

@@ -165,4 +165,7 @@ KIND = JudgeKind(
     completion_tokens=lambda options: 1,  # one next-token distribution per call
     build=_build,
     runs_locally=True,
+    report_note="It reads the probabilities of “1”, “2” and “3” as the next token of its reply to the pairwise "
+    "judge prompt (calibrated against a content-free prompt). It is a weak judge, useful for running the pipeline "
+    "offline, not for conclusions, and it tends to prefer the answer shown first.",
 )

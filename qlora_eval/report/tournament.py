@@ -63,8 +63,12 @@ def judge_section(
     agreements: Sequence[Mapping[str, Any]],
     local: bool,
     position_bias: Mapping[str, Any] | None = None,
+    note: str = "",
 ) -> ReportSection:
-    """Which judge, with which prompt templates and settings, what it cost, and its diagnostics."""
+    """Which judge, with which prompt templates and settings, what it cost, and its diagnostics.
+
+    ``note`` is the judge kind's own account of how it decides and its known biases (``JudgeKind.report_note``).
+    """
     parts = []
     bias_text = ""
     if position_bias is not None and position_bias.get("first_win_rate") is not None:
@@ -75,13 +79,14 @@ def judge_section(
     if local:
         parts.append(
             '<p class="warn">These verdicts come from a <strong>small local model</strong> '
-            f"(<code>{esc(judge_id)}</code>) reading the probabilities of “1”, “2” and “3” as its next token "
-            "(calibrated against a content-free prompt). It is a weak judge, useful for running the pipeline "
-            f"offline, not for conclusions.{esc(bias_text)} For real verdicts use an API judge "
+            f"(<code>{esc(judge_id)}</code>). {esc(note)}{esc(bias_text)} For real verdicts use an API judge "
             "(<code>--judge openai:gpt-4</code>).</p>"
         )
-    elif bias_text:
-        parts.append(f"<p>{esc(bias_text.strip())}</p>")
+    else:
+        if note:
+            parts.append(f"<p>{esc(note)}</p>")
+        if bias_text:
+            parts.append(f"<p>{esc(bias_text.strip())}</p>")
     facts = [
         ["judge", judge_id],
         *[[f"setting: {k}", str(v)] for k, v in sorted(settings.items())],

@@ -18,6 +18,7 @@ from qlora_eval.workflows.tournament_document import TournamentDocument
 
 if TYPE_CHECKING:
     from qlora_eval.judge.kind import JudgeSpec
+    from qlora_eval.judge.templates import TemplateSet
     from qlora_eval.rating import RankingResult
 
 
@@ -38,6 +39,7 @@ class TournamentData:
         command: the command line.
         record: the config as recorded (``config`` key of the JSON).
         template_dir: the judge templates' folder (None: the shipped ones).
+        template_set: the judge templates the run used (None: those of ``template_dir``).
     """
 
     config: TournamentConfig
@@ -52,6 +54,7 @@ class TournamentData:
     command: str
     record: Mapping[str, Any]
     template_dir: Path | None = None
+    template_set: TemplateSet | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ def report_html(data: TournamentData, rated: Rated) -> str:
 
     config, document, judgments = data.config, rated.document, data.judgments
     diagnostics = document.diagnostics
-    shipped = {t.sha256: t for t in load_templates(data.template_dir).templates.values()}
+    used_set = data.template_set or load_templates(data.template_dir)
+    shipped = {t.sha256: t for t in used_set.all_templates()}
     used = sorted({j.template_hash for j in judgments})
     templates = [TemplateInfo(shipped[h].name, shipped[h].version, h) for h in used if h in shipped]
     models = [r.model for r in rated.elo.ratings]
@@ -142,6 +146,7 @@ def report_html(data: TournamentData, rated: Rated) -> str:
             agreements=diagnostics.agreement,
             local=data.judge.kind.runs_locally,
             position_bias=diagnostics.position_bias,
+            note=data.judge.kind.report_note,
         ),
         ranking_table_section(
             "Bradley-Terry ratings",
