@@ -13,6 +13,9 @@ change of meaning raises :data:`SCHEMA_VERSION`. Files written before the versio
      "seed", "judges", "prompt_sets", "inputs": [{"path", "sha256", "records"}], "data_sha256", "command",
      "qlora_eval_version", "python_version", "numpy_version", "created_at", "schema_version"}
 
+Optional keys, written only when present: ``adjustments`` (after ``parameters``: Bradley-Terry with
+``--position-bias on`` or ``--control``) and ``placement`` (last: ``qlora-eval place --json``).
+
 ``tournament --json`` is :class:`~qlora_eval.workflows.tournament_document.TournamentDocument`, built from
 the same :class:`Ranking` and :class:`Diagnostics`.
 
@@ -93,8 +96,11 @@ class Ranking:
         invalid_per_model: model -> invalid verdicts.
         rank_ranges: model -> (best rank, worst rank).
         win_rates: ``models``, ``counts``, ``observed``, ``predicted`` matrices.
-        parameters: the rating method's parameters.
+        parameters: the rating method's parameters (``parameters.fit``: the fit options used).
         seed: the seed of orderings / bootstrap.
+        adjustments: Bradley-Terry with ``--position-bias on`` or ``--control``: the first-position advantage
+            and the style coefficients with intervals, and the style-controlled ratings (None otherwise; the
+            key is written only when present).
     """
 
     method: str
@@ -109,6 +115,7 @@ class Ranking:
     win_rates: Mapping[str, Any] = field(default_factory=dict)
     parameters: Mapping[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    adjustments: Mapping[str, Any] | None = None
 
     @classmethod
     def from_result(cls, result: Any, *, seed: int) -> Ranking:
@@ -140,7 +147,7 @@ class Ranking:
             "rank_ranges": {m: [best, worst] for m, (best, worst) in self.rank_ranges.items()},
             "win_rates": dict(self.win_rates),
             "parameters": dict(self.parameters),
-        }
+        } | ({"adjustments": dict(self.adjustments)} if self.adjustments is not None else {})
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of a tournament's ``elo``/``bt`` entry."""
@@ -185,6 +192,7 @@ class Ranking:
             win_rates=data.get("win_rates") or {},
             parameters=data.get("parameters") or {},
             seed=_int_or_none(data.get("seed")),
+            adjustments=data.get("adjustments") if isinstance(data.get("adjustments"), dict) else None,
         )
 
 
@@ -254,6 +262,8 @@ class RankDocument:
         numpy_version: numpy version.
         created_at: ISO-8601 UTC time.
         schema_version: layout version of the file (0: written before versions existed).
+        placement: ``place --json`` only: ``{"model", "rivals", "calls", "round_robin_calls", "stopped", "steps"}``
+            (written after ``schema_version``, only when present).
     """
 
     ranking: Ranking
@@ -268,9 +278,10 @@ class RankDocument:
     numpy_version: str | None = None
     created_at: str | None = None
     schema_version: int = SCHEMA_VERSION
+    placement: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object; keys in the order of the pre-versioned files, ``schema_version`` last."""
+        """The JSON object; keys in the order of the pre-versioned files, ``schema_version`` (then ``placement``)."""
         return {
             **self.ranking.ranking_json(),
             "diagnostics": self.diagnostics.to_json(),
@@ -285,7 +296,7 @@ class RankDocument:
             "numpy_version": self.numpy_version,
             "created_at": self.created_at,
             "schema_version": self.schema_version,
-        }
+        } | ({"placement": dict(self.placement)} if self.placement is not None else {})
 
     def dumps(self) -> str:
         """The file text (indented, strict JSON: no NaN)."""
@@ -316,6 +327,7 @@ class RankDocument:
             numpy_version=data.get("numpy_version"),
             created_at=data.get("created_at"),
             schema_version=version,
+            placement=data.get("placement") if isinstance(data.get("placement"), dict) else None,
         )
 
     @classmethod

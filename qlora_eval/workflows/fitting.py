@@ -1,0 +1,123 @@
+"""One fit of judgments with the user's fit options (shared by ``rank``, ``tournament`` and ``place``).
+
+It turns :class:`~qlora_eval.rating.FitOptions` into the rating engine's arguments, builds the style
+covariates from the answer texts when ``--control`` asks for them, records the options in the result's
+``parameters["fit"]`` (so the rank document says how it was fitted), and rewrites an unbounded
+Bradley-Terry fit's error so that it names the flags that fix it (``--prior``, ``--method elo``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qlora_eval.errors import ConfigError, ConvergenceError, InputError
+from qlora_eval.types import Judgment
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qlora_eval.rating import FitOptions, RankingResult, RatingMethod
+
+
+def rank_judgments(
+    judgments: Sequence[Judgment],
+    method: RatingMethod,
+    rounds: int,
+    rng: np.random.Generator,
+    fit: FitOptions,
+    *,
+    answer_text: Callable[[str], str | None] | None = None,
+    lengths: tuple[list[float], list[float]] | None = None,
+) -> RankingResult:
+    """Rate the judgments with ``fit``'s options.
+
+    Args:
+        judgments: the verdicts (INVALID included: counted, not rated).
+        method: Elo or Bradley-Terry.
+        rounds: orderings / bootstrap rounds.
+        rng: the source of randomness.
+        fit: the fit options.
+        answer_text: answer key -> stored text (None when the answers are not at hand); needed by ``--control``.
+        lengths: answer lengths for the length-preference statistic.
+
+    Raises:
+        InputError: ``--control`` without the answers of every judgment.
+        ConfigError: Bradley-Terry-only options with Elo (named), an unknown anchor.
+        ConvergenceError: no finite Bradley-Terry estimate; the message names ``--prior`` and ``--method elo``.
+    """
+    from qlora_eval.rating import RatingMethod, rank_battles
+
+    bt_only = fit.bt_only_set()
+    if method is RatingMethod.ELO and bt_only:
+        raise ConfigError(f"{', '.join(bt_only)} apply to Bradley-Terry only; drop them or use --method bt")
+    battles = [j.to_battle() for j in judgments]
+    style = None
+    if fit.controls:
+        style = style_inputs(judgments, fit, answer_text)
+    anchor, base = (fit.anchor[0], fit.anchor[1]) if fit.anchor is not None else (None, 1000.0)
+    if anchor is not None and anchor not in {j.model_a for j in judgments} | {j.model_b for j in judgments}:
+        raise InputError(f"--anchor {anchor}={base:g}: no battle names model {anchor!r}")
+    try:
+        result = rank_battles(
+            battles,
+            method,
+            rounds,
+            rng,
+            tie_model=fit.tie_model,
+            prior=fit.prior,
+            anchor=anchor,
+            base=base,
+            answer_lengths=lengths,
+            elo_intervals=fit.elo_intervals,
+            position_advantage=fit.position_bias,
+            style=style,
+        )
+    except ConvergenceError as exc:
+        raise ConvergenceError(
+            f"{exc}. To rate anyway: --prior 1 (one virtual game per pair of models, a small shrinkage), "
+            "or --method elo"
+        ) from None
+    parameters = {**result.parameters, "fit": fit.to_json(method.value)}
+    return dataclasses.replace(result, parameters=parameters)
+
+
+def style_inputs(
+    judgments: Sequence[Judgment], fit: FitOptions, answer_text: Callable[[str], str | None] | None
+) -> tuple[list[list[float]], tuple[str, ...]]:
+    """Style covariates of the judgments (aligned with them) from the texts of the answers they name.
+
+    Raises:
+        InputError: a judgment without linked, stored answers (the message says how to provide them).
+    """
+    from qlora_eval.rating import style_covariates
+
+    texts_a: list[str] = []
+    texts_b: list[str] = []
+    for j in judgments:
+        a = answer_text(j.answer_a_key) if answer_text is not None and j.answer_a_key is not None else None
+        b = answer_text(j.answer_b_key) if answer_text is not None and j.answer_b_key is not None else None
+        if a is None or b is None:
+            raise InputError(
+                f"--control {','.join(c.value for c in fit.controls)} needs the text of both answers of every verdict, "
+                f"but the verdict of {j.judge} on {j.prompt_set}/{j.prompt_id} ({j.model_a} vs {j.model_b}) has no "
+                "stored answer: rank --db a store holding the answers (judged there, or imported with answers "
+                "linked, e.g. qlora-generations then qlora-relative/own JSONL), or drop --control"
+            )
+        texts_a.append(a)
+        texts_b.append(b)
+    z, names = style_covariates(texts_a, texts_b, fit.controls)
+    return z.tolist(), names
+
+
+def stored_answer_texts(db: Path, prompt_sets: Sequence[str]) -> dict[str, str]:
+    """Answer key -> text of the stored answers of these prompt sets."""
+    from qlora_eval.store import Store
+
+    texts: dict[str, str] = {}
+    with Store(db) as store:
+        for prompt_set in sorted(set(prompt_sets)):
+            texts.update({a.answer_key: a.text for a in store.answers(prompt_set=prompt_set)})
+    return texts
