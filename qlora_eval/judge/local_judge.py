@@ -10,6 +10,13 @@ same template filled with "N/A" for the question and both answers gives the mode
 ``q``; each verdict takes the argmax of ``p / q`` (renormalised). Raw and calibrated probabilities are the
 judgment's rationale, so a reader sees how little separated the options.
 
+Calibration does not remove the position preference (it differs from prompt to prompt), so the judge also
+averages over both orders before deciding: p(answer 1 better) = mean of the calibrated P("1") shown in this
+order and P("2") shown swapped (ties alike). Each order is scored once (the mirror of a request is cached for
+the request that shows it), so this costs no extra forward pass when both orders are judged, and the two orders
+of a pair get mirrored verdicts. The rationale gives both the single-order and the averaged verdict and says
+when averaging changed it (:func:`averaging_changes` counts those).
+
 A 135M-parameter judge is weak even so; it exists so the tournament runs offline. The report names the judge
 and shows its diagnostics (first-position win rate, swap consistency).
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +36,7 @@ from qlora_eval.judge.kind import JudgeKind, JudgeSpec
 from qlora_eval.judge.options import JudgeOptions
 from qlora_eval.judge.pricing import Price, PriceTable
 from qlora_eval.judge.templates import JudgeTemplate
-from qlora_eval.types import Verdict
+from qlora_eval.types import Judgment, Message, Verdict
 
 #: The start of the judge's reply, after which the next token is read. It ends with a space because tokenizers
 #: that split digits (SmolLM2, Llama) write ": 1" as ":", " ", "1": without it the digits get almost no mass.
@@ -38,6 +46,12 @@ CONTENT_FREE = "N/A"
 CANDIDATES = ("1", "2", "3")
 _VERDICTS = (Verdict.A, Verdict.B, Verdict.TIE)
 DEFAULT_LOCAL_JUDGE = "smollm2-135m"
+#: How both orders are combined (recorded in the settings): a pair's two presentations get mirrored verdicts.
+ORDER_AVERAGING = (
+    "p(answer 1 better) = mean of calibrated P('1') in this order and P('2') in the swapped order; P('3') likewise"
+)
+#: Marks the rationale of a verdict that differs from what this order alone would have given.
+AVERAGING_CHANGED = "Averaging changed the verdict."
 
 
 def local_judge_settings(model_spec: str) -> dict[str, Any]:
@@ -48,7 +62,23 @@ def local_judge_settings(model_spec: str) -> dict[str, Any]:
         "assistant_prefix": ASSISTANT_PREFIX,
         "candidates": list(CANDIDATES),
         "calibration": f"contextual: divide by the probabilities for a template filled with {CONTENT_FREE!r}",
+        "order_averaging": ORDER_AVERAGING,
     }
+
+
+def averaging_changes(judgments: Sequence[Judgment]) -> tuple[int, int]:
+    """(verdicts that order averaging changed, verdicts of the averaging next-token judge) among ``judgments``."""
+    ours = [j for j in judgments if j.settings.get("order_averaging") == ORDER_AVERAGING]
+    return sum(AVERAGING_CHANGED in j.rationale for j in ours), len(ours)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """The judge's digit probabilities for one presentation order of a pair."""
+
+    probs: np.ndarray  # (3,) over "1", "2", "3", renormalised
+    mass: float  # their total probability before renormalising
+    calibrated: np.ndarray  # (3,) probs / content-free preference, renormalised
 
 
 class LocalJudge(Judge):
@@ -82,6 +112,9 @@ class LocalJudge(Judge):
         on_gpu = self._model.loaded.device.startswith("cuda")
         self.batch_size = batch_size if batch_size is not None else (8 if on_gpu else 1)
         self._calibration: dict[str, np.ndarray] = {}
+        # (template hash, prompt hash, answer shown 1st, answer shown 2nd) -> that order's probabilities; each
+        # order is computed once whether it arrives as a request or as the mirror of one.
+        self._shown: dict[tuple[str, str, str, str], _Shown] = {}
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -93,22 +126,36 @@ class LocalJudge(Judge):
     def judge_batch(self, requests: Sequence[JudgeRequest], budget: Budget) -> list[JudgeOutcome]:
         if not requests:
             return []
-        texts = [self._model.format_prompt(r.messages) + ASSISTANT_PREFIX for r in requests]
         start = time.perf_counter()
-        logprobs = self._model.next_token_logprobs(texts, CANDIDATES, batch_size=self.batch_size)
+        todo: dict[tuple[str, str, str, str], tuple[JudgeRequest, tuple[Message, ...]]] = {}
+        for r in requests:
+            mirror = tuple(r.template.render(r.prompt.question, r.answer_b.text, r.answer_a.text))
+            for key, messages in ((_order_key(r, swapped=False), r.messages), (_order_key(r, swapped=True), mirror)):
+                if key not in self._shown:
+                    todo.setdefault(key, (r, messages))
+        keys = list(todo)
+        texts = [self._model.format_prompt(todo[k][1]) + ASSISTANT_PREFIX for k in keys]
+        if keys:
+            logprobs = self._model.next_token_logprobs(texts, CANDIDATES, batch_size=self.batch_size)
+            for key, row in zip(keys, logprobs, strict=True):
+                probs = _renormalise(row)
+                calibrated = probs / self._content_free(todo[key][0].template)
+                self._shown[key] = _Shown(probs, float(np.exp(row).sum()), calibrated / calibrated.sum())
         latency = (time.perf_counter() - start) / len(requests)
         outcomes = []
-        for request, row in zip(requests, logprobs, strict=True):
-            probs = _renormalise(row)
-            content_free = self._content_free(request.template)
-            calibrated = probs / content_free
-            calibrated = calibrated / calibrated.sum()
-            best = int(np.argmax(calibrated))
+        for request in requests:
+            own, swapped = self._shown[_order_key(request, False)], self._shown[_order_key(request, True)]
+            # p(answer 1 better) = mean of P("1") in this order and P("2") shown the other way round; ties alike.
+            averaged = (own.calibrated + swapped.calibrated[[1, 0, 2]]) / 2
+            alone, best = int(np.argmax(own.calibrated)), int(np.argmax(averaged))
+            probs, content_free = own.probs, self._content_free(request.template)
             rationale = (
                 f"Local judge {self.model_spec}: next-token probabilities after {ASSISTANT_PREFIX.strip()!r}, "
-                f"over the three digits (their total mass {float(np.exp(row).sum()):.3f}): "
+                f"over the three digits (their total mass {own.mass:.3f}): "
                 f"P(1)={probs[0]:.3f}, P(2)={probs[1]:.3f}, P(3)={probs[2]:.3f}. Content-free preference: "
-                f"{_fmt(content_free)}. Calibrated: {_fmt(calibrated)} -> {CANDIDATES[best]}."
+                f"{_fmt(content_free)}. Calibrated: {_fmt(own.calibrated)} -> {CANDIDATES[alone]}. "
+                f"Averaged with the swapped order: {_fmt(averaged)} -> {CANDIDATES[best]}."
+                + (f" {AVERAGING_CHANGED}" if alone != best else "")
             )
             judgment = request.judgment(self.judge_id, self.settings, _VERDICTS[best], rationale, latency_s=latency)
             outcomes.append(JudgeOutcome(request, judgment, None, attempts=1))
@@ -125,6 +172,11 @@ class LocalJudge(Judge):
 
     def close(self) -> None:
         self._model.close()
+
+
+def _order_key(request: JudgeRequest, swapped: bool) -> tuple[str, str, str, str]:
+    first, second = (request.answer_b, request.answer_a) if swapped else (request.answer_a, request.answer_b)
+    return (request.template.sha256, request.prompt.content_hash, first.answer_key, second.answer_key)
 
 
 def _fmt(probs: np.ndarray) -> str:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from qlora_eval.judge.base import Budget
-from qlora_eval.judge.local_judge import LocalJudge
+from qlora_eval.judge.local_judge import AVERAGING_CHANGED, LocalJudge, averaging_changes
 from qlora_eval.judge.plan import latest_answers
 from qlora_eval.judge.runner import run_judge
 from qlora_eval.judge.session import JudgeOptions, plan
@@ -34,6 +34,23 @@ def test_local_judge_on_a_tiny_model(db: Path, tiny_llama_dir: Path) -> None:
         assert calibrated is not None
         values = [float(calibrated.group(i)) for i in (1, 2, 3)]
         best = max(range(3), key=lambda i: values[i])
-        assert calibrated.group(4) == str(best + 1)
-        assert j.verdict is (Verdict.A, Verdict.B, Verdict.TIE)[best]
+        assert calibrated.group(4) == str(best + 1)  # this order alone
+        averaged = re.search(
+            r"Averaged with the swapped order: 1: ([0-9.]+), 2: ([0-9.]+), 3: ([0-9.]+) -> ([123])", j.rationale
+        )
+        assert averaged is not None
+        mean = [float(averaged.group(i)) for i in (1, 2, 3)]
+        chosen = max(range(3), key=lambda i: mean[i])
+        assert averaged.group(4) == str(chosen + 1) and abs(sum(mean) - 1) < 0.01
+        assert j.verdict is (Verdict.A, Verdict.B, Verdict.TIE)[chosen]  # the verdict follows both orders
+        assert (AVERAGING_CHANGED in j.rationale) == (chosen != best)
         assert j.settings["protocol"] == "pairwise-3class-next-token"
+    mirror = {Verdict.A: Verdict.B, Verdict.B: Verdict.A, Verdict.TIE: Verdict.TIE}
+    by_pair: dict[tuple[str, str, str], list[Verdict]] = {}
+    for j in stored:
+        # FORWARD first: the verdict about the alphabetically first model either way round
+        key = (j.prompt_id, *sorted((j.model_a, j.model_b)))
+        by_pair.setdefault(key, []).append(j.verdict if j.model_a < j.model_b else mirror[j.verdict])
+    assert all(len(set(v)) == 1 for v in by_pair.values())  # both orders agree after averaging
+    changed, total = averaging_changes(stored)
+    assert total == 6 and changed == sum(AVERAGING_CHANGED in j.rationale for j in stored)
