@@ -55,14 +55,17 @@ def combine(args: argparse.Namespace) -> None:
         summary["reference_within_10_percent_of_script"] = abs(summary["reference_vs_script"] - 1) <= 0.10
     if ref and ours:
         for name, entry in ours.get("variants", {}).items():
-            if "error" not in entry:
+            if "error" not in entry and "oa" in ref:
                 summary[f"oa_{name}"] = ratios(ref["oa"], entry)
         for b in (1, 4):
-            summary[f"fixed_2048_b{b}"] = ratios(ref[f"fixed_b{b}"], ours[f"fixed_b{b}"])
-        summary["loss_match"] = loss_match(ref["loss_run"]["losses"], ours["loss_run"]["losses"])
-        summary["adapter_reload"] = ours["loss_run"]["adapter_reload"]
-    result["versions"] = versions()
-    result["hardware"] = hardware()
+            if f"fixed_b{b}" in ref and f"fixed_b{b}" in ours:
+                summary[f"fixed_2048_b{b}"] = ratios(ref[f"fixed_b{b}"], ours[f"fixed_b{b}"])
+        if "loss_run" in ref and "loss_run" in ours:
+            summary["loss_match"] = loss_match(ref["loss_run"]["losses"], ours["loss_run"]["losses"])
+            summary["adapter_reload"] = ours["loss_run"]["adapter_reload"]
+    # the GPU machine's, as the ours part recorded them (combine itself may run elsewhere)
+    result["versions"] = ours.get("versions") or versions()
+    result["hardware"] = ours.get("hardware") or hardware()
     text = json.dumps(result, indent=1)
     print(json.dumps(summary, indent=1))
     if args.output:

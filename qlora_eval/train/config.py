@@ -136,9 +136,9 @@ class TrainConfig:
     group_by_length: bool = True
     shuffle: bool = True
     packing: bool = True
-    max_tokens_per_batch: int = 3072
+    max_tokens_per_batch: int = 2048
     loss: str = "chunked"
-    loss_chunk_tokens: int = 1024
+    loss_chunk_tokens: int = 512
     attention: str = "auto"
     mmlu_every: int | None = None
     mmlu_limit: int = 200
