@@ -49,6 +49,9 @@ from qlora_eval.rating.bt_tables import PromptTypes, draw_type_counts, prompt_ty
 # Rounds per chunk: about this many cells (rounds x pairs, or rounds x m x m) at a time (8 MB per float64 array).
 _CHUNK_CELLS = 1 << 20
 _CHORD_MAX_ITER = 100
+# From this many round x pair cells per chunk on, HALF_WIN rounds are fitted by the compiled iteration
+# (bt_kernel; same steps, same stopping rule); below it numpy is fast enough and numba's import is not paid.
+_COMPILED_CHORD_MIN_CELLS = 200_000
 
 
 def _check_bootstrap_args(rounds: int, prompt_idx: np.ndarray) -> int:
@@ -139,7 +142,7 @@ def bootstrap_bradley_terry(
             first_bad = first_bad or (lo + index, reason)
         if bad:
             continue  # the error below is certain: count the bad rounds, fit nothing more
-        z[lo:hi] = _chord_fit(types, pairs, start, h_inv, tie_model, prior, pairwise)
+        z[lo:hi] = _chord_fit(types, pairs, start, h_inv, tie_model, prior, pairwise, threads)
     if first_bad is not None:
         raise ConvergenceError(
             f"{bad} of {rounds} bootstrap rounds resampled prompts on which the estimate does not "
@@ -228,6 +231,7 @@ def _chord_fit(
     tie_model: TieModel,
     prior: float,
     pairwise: bool,
+    threads: int,
 ) -> np.ndarray:
     """Fit ``B`` rounds from the point estimate with steps ``-H0^{-1} grad``; stragglers get full Newton.
 
@@ -237,12 +241,29 @@ def _chord_fit(
         start: shape ``(d,)`` point estimate; ``h_inv``: shape ``(d, d)``, inverse Hessian there.
         tie_model, prior: as in :func:`bootstrap_bradley_terry`.
         pairwise: compute HALF_WIN gradients on the pairs (requires ``prior == 0``), else on dense tables.
+        threads: threads of the compiled iteration, used from ``_COMPILED_CHORD_MIN_CELLS`` round-pairs on.
 
     Returns:
         Shape ``(B, d)`` fitted parameters, ``beta`` with sum 0.
     """
     rounds = pairs[0].shape[0]
-    m = types.n_models
+    if pairwise and rounds * types.pair_lo.shape[0] >= _COMPILED_CHORD_MIN_CELLS:
+        # Large problems: the same iteration compiled (numba imported only here).
+        from qlora_eval.rating.bt_kernel import compiled_chord_half_win
+
+        wins_lo, wins_hi, ties = pairs
+        z, straggler = compiled_chord_half_win(
+            types.pair_lo,
+            types.pair_hi,
+            wins_lo + 0.5 * ties,
+            wins_lo + wins_hi + ties,
+            start,
+            h_inv,
+            tol=_NEWTON_STEP_TOL,
+            max_iter=_CHORD_MAX_ITER,
+            threads=threads,
+        )
+        return _finish(z, straggler, types, pairs, start, tie_model, prior)
     gradient: Callable[[np.ndarray, np.ndarray], np.ndarray]
     if pairwise:
         gradient = _PairGradient(types, pairs)
@@ -270,6 +291,20 @@ def _chord_fit(
         previous[active] = size
         active = active[moving & (size >= _NEWTON_STEP_TOL)]
     straggler[active] = True
+    return _finish(z, straggler, types, pairs, start, tie_model, prior)
+
+
+def _finish(
+    z: np.ndarray,
+    straggler: np.ndarray,
+    types: PromptTypes,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    start: np.ndarray,
+    tie_model: TieModel,
+    prior: float,
+) -> np.ndarray:
+    """Refit the stragglers by full Newton, centre ``beta``."""
+    m = types.n_models
     if straggler.any():
         idx = np.flatnonzero(straggler)
         w, t = types.dense(*(v[idx] for v in pairs))

@@ -163,3 +163,104 @@ def compiled_type_counts(multiplicity: np.ndarray, keys: np.ndarray, threads: in
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(run, starts))
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _chord_half_win(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    w_lo: np.ndarray,
+    total: np.ndarray,
+    start: np.ndarray,
+    h_inv: np.ndarray,
+    tol: float,
+    max_iter: int,
+    out: np.ndarray,
+    stalled: np.ndarray,
+) -> None:
+    """Chord-Newton fits of HALF_WIN rounds on pair arrays (see ``bt_bootstrap._chord_fit``), one round at a time.
+
+    Shapes: ``lo``, ``hi``: ``(Q,)``; ``w_lo`` (wins of ``lo`` with ties halved), ``total`` (games):
+    ``(B, Q)``; ``start``: ``(m,)``; ``h_inv``: ``(m, m)``; ``out``: ``(B, m)``; ``stalled``: ``(B,)`` bool,
+    set for rounds whose steps stopped shrinking or that hit ``max_iter`` (the caller refits them).
+    """
+    rounds, n_pairs = w_lo.shape
+    m = start.shape[0]
+    grad = np.empty(m)
+    step = np.empty(m)
+    for r in range(rounds):
+        beta = out[r]
+        for i in range(m):
+            beta[i] = start[i]
+        previous = np.inf
+        converged = False
+        for _ in range(max_iter):
+            penalty = 0.0  # (sum beta)^2 / 2 pins the translation: its gradient is sum beta
+            for i in range(m):
+                penalty += beta[i]
+            for i in range(m):
+                grad[i] = penalty
+            for q in range(n_pairs):
+                games = total[r, q]
+                if games == 0.0:
+                    continue
+                i, j = lo[q], hi[q]
+                residual = games / (1.0 + math.exp(beta[j] - beta[i])) - w_lo[r, q]
+                grad[i] += residual
+                grad[j] -= residual
+            size = 0.0
+            for i in range(m):
+                acc = 0.0
+                for j in range(m):
+                    acc -= h_inv[i, j] * grad[j]
+                step[i] = acc
+                size = max(size, abs(acc))
+            if size >= previous:
+                break
+            for i in range(m):
+                beta[i] += step[i]
+            previous = size
+            if size < tol:
+                converged = True
+                break
+        if not converged:
+            stalled[r] = True
+
+
+def compiled_chord_half_win(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    w_lo: np.ndarray,
+    total: np.ndarray,
+    start: np.ndarray,
+    h_inv: np.ndarray,
+    *,
+    tol: float,
+    max_iter: int,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run :func:`_chord_half_win` over blocks of rounds on ``threads`` threads.
+
+    Returns:
+        ``(beta, stalled)``: shapes ``(B, m)`` and ``(B,)`` bool.
+    """
+    rounds = w_lo.shape[0]
+    out = np.empty((rounds, start.shape[0]))
+    stalled = np.zeros(rounds, dtype=np.bool_)
+    args = (np.ascontiguousarray(lo, dtype=np.int64), np.ascontiguousarray(hi, dtype=np.int64))
+    w = np.ascontiguousarray(w_lo, dtype=np.float64)
+    n = np.ascontiguousarray(total, dtype=np.float64)
+    h = np.ascontiguousarray(h_inv, dtype=np.float64)
+    s = np.ascontiguousarray(start, dtype=np.float64)
+    block = max(1, -(-rounds // threads))
+
+    def run(first: int) -> None:
+        last = min(first + block, rounds)
+        _chord_half_win(*args, w[first:last], n[first:last], s, h, tol, max_iter, out[first:last], stalled[first:last])
+
+    if threads == 1 or rounds <= 1:
+        run(0)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(run, range(0, rounds, block)))
+    return out, stalled

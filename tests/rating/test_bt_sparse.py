@@ -142,3 +142,16 @@ def test_bootstrap_through_the_compiled_sampler_matches_the_dense_reference(monk
     np.testing.assert_allclose(compiled.se, dense.se, rtol=0.1)
     np.testing.assert_array_less(np.abs(compiled.ci_low - dense.ci_low), dense.se / 3)
     np.testing.assert_array_less(np.abs(compiled.ci_high - dense.ci_high), dense.se / 3)
+
+
+def test_compiled_chord_fits_equal_the_numpy_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qlora_eval.rating.bt_bootstrap as bt_bootstrap
+
+    arrays = battle_arrays(synthetic_battles(np.random.default_rng(12), STRENGTHS, 15))
+    args = (arrays.a_idx, arrays.b_idx, arrays.score_a, arrays.prompt_idx, 5, 300)
+    numpy_fits = bootstrap_bradley_terry(*args, np.random.default_rng(3))
+    monkeypatch.setattr(bt_bootstrap, "_COMPILED_CHORD_MIN_CELLS", 0)
+    compiled = bootstrap_bradley_terry(*args, np.random.default_rng(3))
+    dense = bootstrap_bradley_terry_dense(*args, np.random.default_rng(3))
+    np.testing.assert_allclose(compiled.samples, numpy_fits.samples, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(compiled.samples, dense.samples, rtol=0, atol=1e-6)
