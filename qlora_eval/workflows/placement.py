@@ -4,7 +4,8 @@
 nearest the middle (its expected rating before any verdict), refits, and then plays the next rival on the
 side where the new model's interval is widest (the nearest unplayed model above its rating when the
 interval reaches further up, below otherwise), until ``rivals`` have been played, its interval no longer
-overlaps its neighbours' (its place is settled), the judging stops (budget), or nobody is left. Playing a
+overlaps its neighbours' and it has met both of them (its place is settled), the judging stops (budget),
+or nobody is left. Playing a
 rival (judging both orders on all prompts) and fitting are callbacks, so the same loop serves the
 ``place`` workflow (a real judge, the store) and the leave-one-out benchmark (stored verdicts).
 """
@@ -117,13 +118,22 @@ def next_rival(result: RankingResult, model: str, unplayed: Sequence[str]) -> st
     return min(pool, key=lambda r: (abs(r.rating - me.rating), r.model)).model
 
 
-def separated(result: RankingResult, model: str) -> bool:
-    """Whether ``model``'s interval overlaps neither neighbour's (the models just above and below it)."""
+def separated(result: RankingResult, model: str, played: Sequence[str]) -> bool:
+    """Whether ``model``'s place is settled: its interval overlaps neither neighbour's (the models just above and
+    below it), and it has met both neighbours itself.
+
+    The second condition keeps one lucky pairing from ending the search: a rating that rests only on
+    opponents far away extrapolates the logistic curve, while the direct comparison with a neighbour is what
+    decides the rank.
+    """
     order = [r.model for r in result.ratings]  # best first
     i = order.index(model)
     me = result.ratings[i]
     above = result.ratings[i - 1] if i > 0 else None
     below = result.ratings[i + 1] if i + 1 < len(order) else None
+    for neighbour in (above, below):
+        if neighbour is not None and neighbour.model not in played:
+            return False
     return (above is None or me.ci_high < above.ci_low) and (below is None or me.ci_low > below.ci_high)
 
 
@@ -168,7 +178,7 @@ def place_model(
     stopped = "rivals"
     result: RankingResult | None = fit(all_judgments) if played else None
     while len(played) < rivals:
-        if result is not None and separated(result, model):
+        if result is not None and separated(result, model, played):
             stopped = "separated"
             break
         unplayed = [m for m in board_models if m not in played]
@@ -193,6 +203,6 @@ def place_model(
             stopped = "budget"
             break
     else:
-        if result is not None and separated(result, model):
+        if result is not None and separated(result, model, played):
             stopped = "separated"
     return all_judgments, Placement(model, tuple(played), calls, round_robin_calls, stopped, tuple(steps))
