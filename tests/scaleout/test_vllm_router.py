@@ -8,7 +8,9 @@ how the requests were spread over the workers.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -35,30 +37,28 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(params=["router-retries", "client-retries"])
-def router(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, FakeWorker, FakeWorker, str]]:
-    """The router on 127.0.0.1; with ``client-retries`` it passes failures through (``--disable-retries``)."""
+@contextlib.contextmanager
+def running_router(worker_urls: list[str], log_path: Path, *extra: str) -> Iterator[tuple[str, str]]:
+    """vllm-router on 127.0.0.1 in front of ``worker_urls``; yields (its /v1 URL, its metrics URL)."""
     exe = shutil.which("vllm-router")
     if exe is None:
         pytest.skip("vllm-router is not installed: pip install 'qlora-eval[router]'")
-    with FakeWorker("w1") as healthy, FakeWorker("w2", fail_every=3) as flaky:
-        port = _free_port()
-        cmd = [
-            exe,
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--worker-urls", healthy.url, flaky.url,
-            "--policy", "round_robin",
-            "--prometheus-host", "127.0.0.1",
-            "--prometheus-port", str(_free_port()),
-        ]  # fmt: skip
-        if request.param == "client-retries":
-            cmd.append("--disable-retries")
-        log = (tmp_path / "router.log").open("w")
+    port, metrics_port = _free_port(), _free_port()
+    cmd = [
+        exe,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--worker-urls", *worker_urls,
+        "--policy", "round_robin",
+        "--prometheus-host", "127.0.0.1",
+        "--prometheus-port", str(metrics_port),
+        *extra,
+    ]  # fmt: skip
+    with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while True:
                 try:
                     with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
@@ -67,13 +67,32 @@ def router(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
                 except OSError:
                     pass
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"vllm-router did not start: {(tmp_path / 'router.log').read_text()[-2000:]}")
+                    pytest.fail(f"vllm-router did not start: {log_path.read_text()[-2000:]}")
                 time.sleep(0.2)
-            yield f"{url}/v1", healthy, flaky, request.param
+            yield f"{url}/v1", f"http://127.0.0.1:{metrics_port}/metrics"
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-            log.close()
+
+
+def requests_per_worker(metrics_url: str) -> dict[str, int]:
+    """The router's own count of requests it sent to each worker (its Prometheus metrics)."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as reply:
+        text = reply.read().decode()
+    found = re.findall(r'vllm_router_processed_requests_total\{worker="([^"]+)"\} (\d+)', text)
+    return {worker: int(n) for worker, n in found}
+
+
+@pytest.fixture(params=["router-retries", "client-retries"])
+def router(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, FakeWorker, FakeWorker, str]]:
+    """The router in front of two fake workers; with ``client-retries`` it passes failures through."""
+    extra = ["--disable-retries"] if request.param == "client-retries" else []
+    with (
+        FakeWorker("w1") as healthy,
+        FakeWorker("w2", fail_every=3) as flaky,
+        running_router([healthy.url, flaky.url], tmp_path / "router.log", *extra) as (url, _),
+    ):
+        yield url, healthy, flaky, request.param
 
 
 def test_generation_and_judging_through_vllm_router_store_each_result_once(
