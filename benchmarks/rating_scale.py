@@ -10,8 +10,9 @@ wall seconds and peak RSS from ``os.wait4``), each ``--repeat`` times (the faste
 * ``arena``: a JSONL Arena battle file of 1,000,000 battles among 200 models, one battle per
   ``question_id``; Bradley-Terry with 1,000 bootstrap rounds.
 
-Each set runs as (1) ``qlora-eval rank`` itself, (2) a child process of this script that reads the same
-files through ``qlora_eval.interchange`` and runs the numpy reference path (``fit_elo_reference`` /
+Each set runs as (1) ``qlora-eval rank`` itself (Elo with ``--elo-intervals orderings``, the issue's
+measure; the default, which adds prompt-bootstrap rounds for the interval, is timed as well), (2) a
+child process of this script that reads the same files through ``qlora_eval.interchange`` and runs the numpy reference path (``fit_elo_reference`` /
 ``bootstrap_bradley_terry_dense``; for the arena file the dense path cannot run: its per-prompt tables
 need ``P m^2`` floats, which is reported instead), and (3) a child process that loads the same battles
 into pandas and runs FastChat's ``compute_bootstrap_elo`` / ``compute_bootstrap_bt``, re-implemented
@@ -59,9 +60,15 @@ def write_oa(folder: Path, seed: int = 1) -> int:
     strength = dict(zip(OA_MODELS, np.linspace(1120.0, 900.0, len(OA_MODELS)), strict=True))
     pairs = [(a, b) for a in OA_MODELS for b in OA_MODELS if a != b]
     per_pair = [OA_PROMPTS] * len(pairs)
-    per_pair[-1] -= OA_PROMPTS * len(pairs) - OA_BATTLES
+    drop = OA_PROMPTS * len(pairs) - OA_BATTLES  # 1,482 lines: taken from the last pairs' files
+    for i in range(len(pairs) - 1, -1, -1):
+        cut = min(drop, per_pair[i])
+        per_pair[i] -= cut
+        drop -= cut
     written = 0
     for (a, b), count in zip(pairs, per_pair, strict=True):
+        if count == 0:
+            continue
         p_a = 1.0 / (1.0 + 10 ** ((strength[b] - strength[a] - 35.0) / 400.0))
         u, v = rng.random(count), rng.random(count)
         scores = np.where(u < 0.02, -1, np.where(u < 0.17, 3, np.where(v < p_a, 1, 2)))
@@ -299,9 +306,16 @@ def main() -> None:
                 method, rounds = "elo", 10_000
             rank = [sys.executable, "-m", "qlora_eval", "rank", str(data), "--format", fmt]
             rank += ["--method", method, "--rounds", str(rounds), "--seed", "0"]
+            if method == "elo":
+                # The issue's goal: Elo over 10,000 orderings. The CLI's default adds 10,000 prompt-bootstrap
+                # rounds for the interval (issue 13); that run is timed too, as qlora_eval_rank_default.
+                default_rank, rank = rank, [*rank, "--elo-intervals", "orderings"]
             first = run_process(rank)  # fills numba's cache after an install; later runs load it
             entry: dict[str, Any] = {"battles": n, "method": method, "rounds": rounds, "first_run_s": first["s"]}
             entry["qlora_eval_rank"] = fastest(rank, args.repeat)
+            entry["command"] = " ".join(["qlora-eval", *rank[3:]]).replace(str(root), "$TMP")
+            if method == "elo":
+                entry["qlora_eval_rank_default"] = fastest(default_rank, args.repeat)
             if name == "arena":
                 prompts, models = ARENA_BATTLES, ARENA_MODELS
                 entry["numpy_reference"] = {
@@ -318,6 +332,10 @@ def main() -> None:
                 for key in ("numpy_reference", "fastchat")
                 if key in entry and "s" in entry[key]
             }
+            if "qlora_eval_rank_default" in entry and "fastchat" in entry:
+                entry["ratios"]["fastchat_vs_default"] = round(
+                    entry["fastchat"]["s"] / entry["qlora_eval_rank_default"]["s"], 2
+                )
             if "fastchat" in entry:
                 entry["ratios"]["fastchat_function_only"] = round(entry["fastchat"]["function_s"] / ours, 2)
             entry["load_1min_after"] = round(os.getloadavg()[0], 2)
