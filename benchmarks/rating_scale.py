@@ -12,13 +12,14 @@ wall seconds and peak RSS from ``os.wait4``), each ``--repeat`` times (the faste
 
 Each set runs as (1) ``qlora-eval rank`` itself (Elo with ``--elo-intervals orderings``, the issue's
 measure; the default, which adds prompt-bootstrap rounds for the interval, is timed as well), (2) a
-child process of this script that reads the same files through ``qlora_eval.interchange`` and runs the numpy reference path (``fit_elo_reference`` /
-``bootstrap_bradley_terry_dense``; for the arena file the dense path cannot run: its per-prompt tables
-need ``P m^2`` floats, which is reported instead), and (3) a child process that loads the same battles
-into pandas and runs FastChat's ``compute_bootstrap_elo`` / ``compute_bootstrap_bt``, re-implemented
-below from ``fastchat/serve/monitor/rating_systems.py`` in github.com/lm-sys/FastChat (Apache-2.0):
-same preprocessing, same vectorised Elo over bootstrap samples, same multinomial draws over unique
-(pair, outcome) rows and per-round scipy L-BFGS-B fits in a ``multiprocessing`` pool.
+child process of this script that reads the same files through ``qlora_eval.interchange`` and runs the
+numpy reference path (``fit_elo_reference`` / ``bootstrap_bradley_terry_dense``; for the arena file the
+dense path cannot run: its per-prompt tables need ``P m^2`` floats, which is reported instead), and (3)
+a child process that loads the same battles into pandas and runs FastChat's ``compute_bootstrap_elo`` /
+``compute_bootstrap_bt``, re-implemented below from ``fastchat/serve/monitor/rating_systems.py`` in
+github.com/lm-sys/FastChat (Apache-2.0): same preprocessing, same vectorised Elo over bootstrap samples,
+same multinomial draws over unique (pair, outcome) rows and per-round scipy L-BFGS-B fits in a
+``multiprocessing`` pool.
 
 Our processes run once untimed first, so numba's on-disk cache holds the compiled kernels (the first run
 after an install compiles them: its time is printed as ``first_run_s``). Prints one JSON document with
