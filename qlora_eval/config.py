@@ -87,12 +87,18 @@ class JudgeConfig:
     """The judge spec and its sampling (temperature and max_tokens apply to API judges).
 
     ``batch``: judge through the OpenAI Batch API (openai judges only; results arrive on a later run).
+    ``templates``: the judge template set, ``qlora-eval`` (ours) or ``qlora-paper`` (the paper's reviewer
+    prompts; their files are found in ``prompts.data_dir`` or fetched once from the pinned URL).
+    ``reuse_imported``: a judge (e.g. ``gpt-4``) whose imported verdicts count as done for the same prompt,
+    models and order (the paper's published reviews: pay only for the new pairs).
     """
 
     spec: str = "openai:gpt-4"
     temperature: float = 0.0
     max_tokens: int = 1024
     batch: bool = False
+    templates: str = "qlora-eval"
+    reuse_imported: str | None = None
 
 
 @dataclass(frozen=True)
@@ -265,18 +271,27 @@ def _judge(raw: Any, source: str | None) -> JudgeConfig:
         return JudgeConfig(spec=raw)
     if not isinstance(raw, dict):
         raise ConfigError("field 'judge': expected a judge spec or {spec, temperature, max_tokens}", source=source)
-    unknown = sorted(set(raw) - {"spec", "temperature", "max_tokens", "batch"})
+    known = {"spec", "temperature", "max_tokens", "batch", "templates", "reuse_imported"}
+    unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(
-            f"field 'judge': unknown keys {unknown}; known: batch, max_tokens, spec, temperature", source=source
-        )
+        raise ConfigError(f"field 'judge': unknown keys {unknown}; known: {', '.join(sorted(known))}", source=source)
     base = JudgeConfig()
     config = JudgeConfig(
         spec=_check_type(raw.get("spec", base.spec), str, "judge.spec", source),
         temperature=_check_type(raw.get("temperature", base.temperature), float, "judge.temperature", source),
         max_tokens=_check_type(raw.get("max_tokens", base.max_tokens), int, "judge.max_tokens", source),
         batch=_check_type(raw.get("batch", base.batch), bool, "judge.batch", source),
+        templates=_check_type(raw.get("templates", base.templates), str, "judge.templates", source),
+        reuse_imported=(
+            _check_type(raw["reuse_imported"], str, "judge.reuse_imported", source)
+            if raw.get("reuse_imported") is not None
+            else None
+        ),
     )
+    if config.templates not in ("qlora-eval", "qlora-paper"):
+        raise ConfigError(
+            f"field 'judge.templates': expected qlora-eval or qlora-paper, got {config.templates!r}", source=source
+        )
     if config.temperature < 0 or config.max_tokens < 1:
         raise ConfigError("field 'judge': temperature must be >= 0 and max_tokens >= 1", source=source)
     return config

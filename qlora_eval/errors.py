@@ -6,6 +6,8 @@ and exits non-zero without a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 
 class QloraEvalError(Exception):
     """Base class for every error this package raises on purpose."""
@@ -63,3 +65,38 @@ class InternalError(QloraEvalError):
 
 class DeviceError(QloraEvalError):
     """The requested work needs hardware this machine does not have (for example a CUDA GPU)."""
+
+
+def unknown_names_error(what: str, unknown: Sequence[str], known: Iterable[str], remedy: str = "") -> InputError:
+    """The error for names that match nothing (a typo is an error): each with its nearest known names (difflib).
+
+    Args:
+        what: what the names are, e.g. ``"model"`` (the message says "no answers or verdicts of model ...").
+        unknown: the names that matched nothing.
+        known: the names that exist.
+        remedy: an extra sentence on what to do.
+    """
+    import difflib
+
+    pool = sorted(set(known))
+    parts = []
+    for name in unknown:
+        near = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
+        parts.append(f"{name!r}" + (f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""))
+    shown = ", ".join(pool[:20]) + (f" and {len(pool) - 20} more" if len(pool) > 20 else "")
+    return InputError(
+        f"unknown {what} {'; '.join(parts)}; known: {shown or 'none'}" + (f". {remedy}" if remedy else "")
+    )
+
+
+def nearest_names(unknown: Sequence[str], known: Iterable[str]) -> str:
+    """``" (did you mean 'x' for 'y'?)"``: the nearest known name of each unknown one (difflib); "" if none is near."""
+    import difflib
+
+    pool = sorted(set(known))
+    hints = []
+    for name in unknown:
+        near = difflib.get_close_matches(name, pool, n=1, cutoff=0.5)
+        if near:
+            hints.append(f"{near[0]!r} for {name!r}")
+    return f" (did you mean {', '.join(hints)}?)" if hints else ""

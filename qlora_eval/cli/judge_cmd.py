@@ -8,6 +8,9 @@ Examples::
     qlora-eval judge --db qlora-eval.db --models a b --judge local:smollm2-135m
     qlora-eval judge --db qlora-eval.db --models a b c --judge openai:gpt-4o --batch   # Batch API, half price
     qlora-eval judge --db qlora-eval.db --batch-status                                # collect ended batches
+    qlora-eval judge --db paper.db --models guanaco-7b answer-gpt35 --judge openai:gpt-4 \\
+        --judge-templates qlora-paper --reuse-imported gpt-4 --dry-run   # imported GPT-4 verdicts count as done
+    qlora-eval judge --db paper.db --models guanaco-7b answer-gpt35 --protocol relative --reference answer-gpt35
 
 Calls already stored are never paid for again; a killed run resumes where it stopped.
 """
@@ -20,13 +23,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qlora_eval.cli import judge_batch
+from qlora_eval.cli import judge_batch, judge_relative
 from qlora_eval.cli.options import add_judge_options, estimate_dict, format_estimate, options_from_args
-from qlora_eval.errors import ConfigError, InputError
+from qlora_eval.errors import ConfigError, InputError, unknown_names_error
 from qlora_eval.judge.plan import JudgePlan, latest_answers
 from qlora_eval.judge.runner import JudgeRunSummary
 from qlora_eval.judge.session import estimate, judge, plan
 from qlora_eval.judge.spec import DEFAULT_JUDGE, JudgeSpec, parse_judge_spec
+from qlora_eval.judge.templates import PROTOCOLS
 from qlora_eval.store import DEFAULT_DB, Store
 from qlora_eval.types import Prompt
 from qlora_eval.workflows.tournament import run_complete
@@ -42,6 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the retry jitter")
     parser.add_argument("--json", type=Path, default=None, help="write the run's figures as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="pairwise",
+        help="pairwise (1/2/3 verdicts, default) or relative (two 1-10 scores vs --reference, both orders)",
+    )
+    parser.add_argument("--reference", default=None, metavar="MODEL", help="relative: the model scores are a %% of")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="folder with the paper's judge prompt files (qlora-paper, offline)"
+    )
     parser.add_argument(
         "--batch-status", action="store_true", help="poll open Batch API batches, store what ended; submit nothing"
     )
@@ -63,8 +77,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.models:
         raise ConfigError("judge needs --models MODEL [MODEL ...] (only --batch-status runs without)")
     with Store(args.db) as store:
+        _check_models(store, args.models)
         prompts = _prompts(store, args.models, args.prompts)
         answers = latest_answers(store.answers(models=args.models, prompt_set=prompts[0].prompt_set), prompts)
+        if args.protocol == "relative":
+            code, figures = judge_relative.plan_and_run(store, args, spec, options, prompts, answers)
+            if args.json:
+                _write_json(args.json, figures)
+            return code
         job = plan(store, spec=spec, options=options, prompts=prompts, answers=answers, models=args.models)
         _warn_missing(job)
         if args.dry_run:
@@ -104,6 +124,17 @@ def format_summary(summary: JudgeRunSummary, spec: JudgeSpec) -> str:
     if summary.stopped_by_budget:
         text += f"\nstopped by the budget: {summary.not_started} calls not started; raise --budget-usd and rerun"
     return text
+
+
+def _check_models(store: Store, models: list[str]) -> None:
+    """A model name without stored answers is an error (a typo would otherwise plan zero calls)."""
+    found = {a.model for a in store.answers(models=models)}
+    unknown = [m for m in models if m not in found]
+    if unknown:
+        known = {a.model for a in store.answers()}
+        raise unknown_names_error(
+            "model", unknown, known, "Names are those of stored answers (qlora-eval generate / import)"
+        )
 
 
 def _prompts(store: Store, models: list[str], name: str | None) -> list[Prompt]:

@@ -11,6 +11,7 @@ from qlora_eval.judge.openai_judge import RetryPolicy
 from qlora_eval.judge.plan import JudgePlan
 from qlora_eval.judge.session import Estimate, JudgeOptions
 from qlora_eval.judge.spec import DEFAULT_JUDGE, JudgeSpec
+from qlora_eval.judge.templates import TEMPLATE_SETS
 
 
 def add_judge_options(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,19 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--prices", type=Path, default=None, help="YAML price table on top of the shipped one")
     group.add_argument("--max-attempts", type=int, default=None, help="calls per judgment before failing (6)")
     group.add_argument("--timeout-s", type=float, default=None, help="seconds one judge call may take (120)")
+    group.add_argument(
+        "--judge-templates",
+        choices=TEMPLATE_SETS,
+        default=None,
+        help="judge prompts: qlora-eval (ours, default) or qlora-paper (the QLoRA paper's GPT-4 reviewer prompts, "
+        "fetched once from the pinned URL; offline: --data-dir)",
+    )
+    group.add_argument(
+        "--reuse-imported",
+        default=None,
+        metavar="JUDGE",
+        help="imported verdicts of JUDGE (e.g. gpt-4) count as done for the same prompt, models and order",
+    )
     group.add_argument(
         "--batch",
         action="store_true",
@@ -55,6 +69,9 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
         seed=getattr(args, "seed", base.seed),
         pairs=args.pairs or base.pairs,
         batch=bool(getattr(args, "batch", None)),
+        judge_templates=getattr(args, "judge_templates", None) or base.judge_templates,
+        data_dir=getattr(args, "data_dir", None),
+        reuse_imported=getattr(args, "reuse_imported", None),
     )
 
 
@@ -63,6 +80,11 @@ def format_estimate(est: Estimate, job: JudgePlan, spec: JudgeSpec) -> str:
     lines = [
         f"judge {spec.judge_id}: {job.total} judgments planned, {len(job.stored_keys)} already stored, "
         f"{est.calls} calls to make (re-asks of unparsable replies come on top)",
+        *(
+            [f"reuse of imported verdicts saves {len(job.reused_keys)} calls (--reuse-imported)"]
+            if job.reused_keys
+            else []
+        ),
         f"estimated tokens: ~{est.prompt_tokens} prompt (characters / 4), at most {est.max_completion_tokens} "
         "completion",
     ]
@@ -78,6 +100,7 @@ def estimate_dict(est: Estimate, job: JudgePlan) -> dict[str, Any]:
     return {
         "planned": job.total,
         "already_stored": len(job.stored_keys),
+        "reused_imported": len(job.reused_keys),
         "calls": est.calls,
         "estimated_prompt_tokens": est.prompt_tokens,
         "max_completion_tokens": est.max_completion_tokens,

@@ -74,12 +74,15 @@ def config_from_args(args: argparse.Namespace) -> TournamentConfig:
             Contestant(m.spec, _with(m.sampling, max_new_tokens=args.max_new_tokens), m.where) for m in models
         )
     judge = config.judge
-    if args.judge is not None or args.temperature is not None or args.max_tokens is not None or args.batch:
+    judge_flags = (args.judge, args.temperature, args.max_tokens, args.batch, args.judge_templates, args.reuse_imported)
+    if any(flag is not None for flag in judge_flags):
         changes["judge"] = JudgeConfig(
             spec=args.judge or judge.spec,
             temperature=args.temperature if args.temperature is not None else judge.temperature,
             max_tokens=args.max_tokens if args.max_tokens is not None else judge.max_tokens,
             batch=bool(args.batch) or judge.batch,
+            templates=args.judge_templates or judge.templates,
+            reuse_imported=args.reuse_imported or judge.reuse_imported,
         )
     for key in ("db", "html", "json", "rounds", "seed", "concurrency", "budget_usd", "pairs"):
         value = getattr(args, key)

@@ -23,7 +23,6 @@ from qlora_eval.errors import ConfigError
 from qlora_eval.judge.base import CHARS_PER_TOKEN, Budget, Judge, JudgeOutcome, JudgeRequest
 from qlora_eval.judge.kind import JudgeKind, JudgeSpec
 from qlora_eval.judge.options import JudgeOptions
-from qlora_eval.judge.parse import parse_verdict
 from qlora_eval.judge.pricing import Price, PriceTable, estimate_tokens
 from qlora_eval.models.openai_client import ChatReply, OpenAIClient, RetriesExhausted, RetryPolicy, resolve_api_key
 from qlora_eval.types import Message, Role, Verdict
@@ -31,6 +30,7 @@ from qlora_eval.types import Message, Role, Verdict
 __all__ = [
     "KIND",
     "REASK_MESSAGE",
+    "Completion",
     "OpenAIJudge",
     "RetryPolicy",
     "estimate_call_usd",
@@ -70,6 +70,18 @@ class _Reply:
     text: str
     prompt_tokens: int
     completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What :meth:`OpenAIJudge.complete` got: the reply text (None after the retry budget: see ``error``)."""
+
+    text: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+    cost_usd: float
+    error: str | None
 
 
 class _CallFailed(Exception):
@@ -160,6 +172,18 @@ class OpenAIJudge(Judge):
     def close(self) -> None:
         self._client.close()
 
+    def complete(self, messages: Sequence[Message]) -> Completion:
+        """One chat completion under the retry policy, for protocols that read the reply themselves (relative).
+
+        Returns:
+            The reply and its usage and cost, or (``text`` None) the error after the retry budget.
+        """
+        try:
+            reply, attempts = self._call(messages)
+        except _CallFailed as failed:
+            return Completion(None, 0, 0, failed.attempts, 0.0, failed.error)
+        return Completion(reply.text, reply.prompt_tokens, reply.completion_tokens, attempts, self._cost(reply), None)
+
     # -- one request ---------------------------------------------------------------------------
 
     def _judge_one(self, request: JudgeRequest, budget: Budget) -> JudgeOutcome:
@@ -171,7 +195,7 @@ class OpenAIJudge(Judge):
             return JudgeOutcome(request, None, failed.error, failed.attempts)
         cost = self._cost(first)
         prompt_tokens, completion_tokens = first.prompt_tokens, first.completion_tokens
-        verdict, rationale, reasked = parse_verdict(first.text), first.text, False
+        verdict, rationale, reasked = request.template.parse_verdict(first.text), first.text, False
         if verdict is Verdict.INVALID:
             follow_up = [*messages, Message(Role.ASSISTANT, first.text), Message(Role.USER, REASK_MESSAGE)]
             estimate = estimate_call_usd(self.price, follow_up, self.max_tokens)
@@ -190,7 +214,7 @@ class OpenAIJudge(Judge):
             cost += self._cost(second)
             prompt_tokens += second.prompt_tokens
             completion_tokens += second.completion_tokens
-            verdict = parse_verdict(second.text)
+            verdict = request.template.parse_verdict(second.text)
             rationale = f"{first.text}\n\n[re-asked for the verdict line]\n{second.text}"
         judgment = request.judgment(
             self.judge_id,

@@ -24,6 +24,9 @@ class JudgeOptions:
         local_batch_size: prompts per forward pass of a local judge (None: 1 on a CPU, 8 on a GPU).
         template_dir: a folder with judge templates and their manifest (default: the shipped ones).
         batch: judge through the OpenAI Batch API (submit, return, collect on a later run; batch prices).
+        judge_templates: the template set: ``qlora-eval`` (ours) or ``qlora-paper`` (the paper's reviewer prompts).
+        data_dir: a folder holding the paper's prompt files (offline ``qlora-paper``; else fetched once).
+        reuse_imported: a judge whose imported verdicts count as done for the same prompt, models and order.
     """
 
     temperature: float = 0.0
@@ -37,6 +40,9 @@ class JudgeOptions:
     local_batch_size: int | None = None
     template_dir: Path | None = None
     batch: bool = False
+    judge_templates: str = "qlora-eval"
+    data_dir: Path | None = None
+    reuse_imported: str | None = None
 
     def __post_init__(self) -> None:
         if self.budget_usd is not None and self.budget_usd < 0:

@@ -2,19 +2,21 @@
 
 The never-pay-twice rule starts here: each call's content key (judge, template hash, prompt, both answer
 keys, order, judge settings) is computed before anything is sent, and keys already in the store are skipped.
+Imported verdicts of another judge (``--reuse-imported JUDGE``, e.g. the paper's GPT-4 reviews) can stand in
+for calls: a (prompt, model shown first, model shown second) they cover is counted as done, not planned.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qlora_eval.errors import ConfigError
 from qlora_eval.judge.base import JudgeRequest
 from qlora_eval.judge.templates import TemplateSet
-from qlora_eval.types import Answer, Judgment, Order, Prompt
+from qlora_eval.types import Answer, Judgment, Order, Prompt, Verdict
 
 #: Pairing schemes ``--pairs`` accepts. ``all``: every unordered pair of models (round robin).
 PAIRINGS = ("all",)
@@ -28,16 +30,22 @@ class JudgePlan:
         requests: calls still to make (their keys are not stored), in a stable order.
         stored_keys: keys of this run's judgments that are already stored (skipped: already paid for).
         missing_answers: (model, prompt_id) pairs without a stored answer; their battles are left out.
+        reused_keys: keys of imported judgments that stand in for calls (``--reuse-imported``): not paid for.
     """
 
     requests: list[JudgeRequest]
     stored_keys: list[str]
     missing_answers: list[tuple[str, str]]
+    reused_keys: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        """How many judgments this run covers (stored + to make)."""
-        return len(self.requests) + len(self.stored_keys)
+        """How many judgments this run covers (stored + reused imports + to make)."""
+        return len(self.requests) + len(self.stored_keys) + len(self.reused_keys)
+
+
+#: (prompt_set, prompt_id, model shown first, model shown second) -> the key of an imported judgment.
+ReusableVerdicts = Mapping[tuple[str, str, str, str], str]
 
 
 def latest_answers(answers: Sequence[Answer], prompts: Sequence[Prompt]) -> dict[tuple[str, str], Answer]:
@@ -75,6 +83,7 @@ def plan_judgments(
     templates: TemplateSet,
     is_stored: Callable[[str], bool],
     pairs: str = "all",
+    reusable: ReusableVerdicts | None = None,
 ) -> JudgePlan:
     """Every (prompt, pair, order) call, split into stored and still to make.
 
@@ -87,8 +96,12 @@ def plan_judgments(
         templates: the judge templates; each prompt's category picks one.
         is_stored: tells whether a judgment key is already in the store.
         pairs: the pairing scheme (see :data:`PAIRINGS`).
+        reusable: imported verdicts that count as done for the same prompt, models and order (see
+            :func:`reusable_verdicts`); None: reuse nothing.
     """
+    reusable = reusable or {}
     requests: list[JudgeRequest] = []
+    reused: list[str] = []
     stored: list[str] = []
     missing: list[tuple[str, str]] = []
     pair_list = model_pairs(models, pairs)
@@ -115,6 +128,24 @@ def plan_judgments(
                 if is_stored(key):
                     stored.append(key)
                     continue
-                messages = tuple(template.render(prompt.question, answer_a.text, answer_b.text))
+                imported = reusable.get((prompt.prompt_set, prompt.prompt_id, shown_a, shown_b))
+                if imported is not None:
+                    reused.append(imported)
+                    continue
+                # The whole conversation: earlier turns (marked) and then the final question.
+                messages = tuple(template.render_prompt(prompt, answer_a.text, answer_b.text))
                 requests.append(JudgeRequest(key, prompt, answer_a, answer_b, order, template, messages))
-    return JudgePlan(requests=requests, stored_keys=stored, missing_answers=missing)
+    return JudgePlan(requests=requests, stored_keys=stored, missing_answers=missing, reused_keys=reused)
+
+
+def reusable_verdicts(judgments: Sequence[tuple[str, Judgment]]) -> dict[tuple[str, str, str, str], str]:
+    """Index (key, judgment) pairs of the reused judge by (prompt_set, prompt_id, shown first, shown second).
+
+    INVALID verdicts are left out: they hold no verdict, so the call is still worth making.
+    """
+    index: dict[tuple[str, str, str, str], str] = {}
+    for key, judgment in judgments:
+        if judgment.verdict is Verdict.INVALID:
+            continue
+        index.setdefault((judgment.prompt_set, judgment.prompt_id, judgment.model_a, judgment.model_b), key)
+    return index

@@ -6,6 +6,7 @@ options and prints.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,10 +16,10 @@ from qlora_eval.judge.base import Budget, Judge
 from qlora_eval.judge.kind import JudgeSpec
 from qlora_eval.judge.openai_judge import estimate_call_usd, estimate_prompt_tokens
 from qlora_eval.judge.options import JudgeOptions
-from qlora_eval.judge.plan import JudgePlan, plan_judgments
+from qlora_eval.judge.plan import JudgePlan, plan_judgments, reusable_verdicts
 from qlora_eval.judge.pricing import Price, PriceTable, load_prices
 from qlora_eval.judge.runner import JudgeRunSummary, run_judge
-from qlora_eval.judge.templates import TemplateSet, load_templates
+from qlora_eval.judge.templates import TemplateSet, resolve_templates
 from qlora_eval.store import Store
 from qlora_eval.types import Answer, Message, Prompt
 
@@ -32,6 +33,7 @@ __all__ = [
     "plan",
     "price_for",
     "run_judge_empty",
+    "templates_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,16 +85,48 @@ def plan(
     models: Sequence[str],
     templates: TemplateSet | None = None,
 ) -> JudgePlan:
-    """The plan of a judging job: calls still to make and judgments already stored."""
+    """The plan of a judging job: calls still to make, judgments already stored, imported ones reused.
+
+    Raises:
+        ConfigError: ``options.reuse_imported`` names a judge with no stored verdicts on these models.
+    """
+    reusable = None
+    if options.reuse_imported is not None:
+        reusable = reusable_verdicts(
+            [
+                (s.key, s.judgment)
+                for s in store.judgments(
+                    judges=[options.reuse_imported], models=list(models), prompt_set=prompts[0].prompt_set
+                )
+            ]
+            if prompts
+            else []
+        )
+        if not reusable:
+            judges = store.judges()
+            near = difflib.get_close_matches(options.reuse_imported, judges, n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else f"; stored judges: {', '.join(judges) or 'none'}"
+            raise ConfigError(
+                f"--reuse-imported {options.reuse_imported!r}: that judge has no stored verdicts on these models "
+                f"and prompts{hint}"
+            )
     return plan_judgments(
         prompts=prompts,
         answers=answers,
         models=models,
         judge_id=spec.judge_id,
         judge_settings=spec.settings(options),
-        templates=templates or load_templates(options.template_dir),
+        templates=templates or templates_for(options),
         is_stored=store.has_judgment,
         pairs=options.pairs,
+        reusable=reusable,
+    )
+
+
+def templates_for(options: JudgeOptions, protocol: str = "pairwise") -> TemplateSet:
+    """The template set the options name (``--judge-templates``, a template folder, ``--data-dir``)."""
+    return resolve_templates(
+        options.judge_templates, protocol=protocol, template_dir=options.template_dir, data_dir=options.data_dir
     )
 
 
@@ -154,7 +188,7 @@ def judge(
             store,
             judge_,
             plan_.requests,
-            already_stored=len(plan_.stored_keys),
+            already_stored=len(plan_.stored_keys) + len(plan_.reused_keys),
             budget=budget,
             run_id=run_id,
             progress=progress,
@@ -167,7 +201,7 @@ def run_judge_empty(plan_: JudgePlan) -> JudgeRunSummary:
     """The summary of a run with nothing left to do."""
     return JudgeRunSummary(
         planned=plan_.total,
-        already_stored=len(plan_.stored_keys),
+        already_stored=len(plan_.stored_keys) + len(plan_.reused_keys),
         new=0,
         invalid=0,
         failed=0,

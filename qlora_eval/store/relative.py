@@ -64,6 +64,10 @@ class RelativeMixin(StoreCore):
             conn.executemany(f"INSERT OR IGNORE INTO relative_judgments VALUES ({','.join('?' * 21)})", rows)
             return conn.total_changes - before
 
+    def has_relative_judgment(self, judgment_key: str) -> bool:
+        """Whether a relative judgment with this content key is stored (its call is never paid for again)."""
+        return bool(self._rows("SELECT 1 FROM relative_judgments WHERE judgment_key = ?", (judgment_key,)))
+
     def relative_judgments(
         self,
         *,

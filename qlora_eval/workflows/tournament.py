@@ -122,6 +122,9 @@ def judge_options(
         seed=config.seed,
         pairs=config.pairs,
         batch=config.judge.batch,
+        judge_templates=config.judge.templates,
+        data_dir=config.prompts.data_dir,
+        reuse_imported=config.judge.reuse_imported,
     )
 
 
@@ -206,7 +209,7 @@ def run_tournament(
             if plan.requests and on_estimate is not None:
                 on_estimate(session.estimate(plan, judge_spec, options), plan, judge_spec)
             summary = session.judge(store, plan, spec=judge_spec, options=options, run_id=run_id, progress=progress)
-            keys = set(plan.stored_keys) | {r.key for r in plan.requests}
+            keys = set(plan.stored_keys) | set(plan.reused_keys) | {r.key for r in plan.requests}
             stored = store.judgments(models=names, prompt_set=prompt_set.name)
             data = TournamentData(
                 config=config,
@@ -221,6 +224,7 @@ def run_tournament(
                 command=command,
                 record=config_record(config),
                 template_dir=options.template_dir,
+                template_set=session.templates_for(options),
             )
             rated = rate(data)
             html = report_html(data, rated)
@@ -267,17 +271,16 @@ def dry_run(config: TournamentConfig, options: JudgeOptions) -> DryRun:
     Answers that are not generated yet are assumed to be ``max_new_tokens`` long (4 characters a token).
     """
     from qlora_eval.judge.plan import model_pairs
-    from qlora_eval.judge.session import estimate_messages
-    from qlora_eval.judge.templates import load_templates
+    from qlora_eval.judge.session import estimate_messages, templates_for
     from qlora_eval.prompts import load_prompt_set
 
     contestants = resolve_models(config)
     spec = judge_spec_of(config)
     prompt_set = load_prompt_set(config.prompts.name, data_dir=config.prompts.data_dir).limit(config.prompts.limit)
     pairs = model_pairs([s.name for s, _ in contestants], options.pairs)
-    templates = load_templates(options.template_dir)
+    templates = templates_for(options)
     placeholder = "x" * (4 * max(settings.max_new_tokens for _, settings in contestants))
-    one_order = [templates.for_prompt(p).render(p.question, placeholder, placeholder) for p in prompt_set.prompts]
+    one_order = [templates.for_prompt(p).render_prompt(p, placeholder, placeholder) for p in prompt_set.prompts]
     calls = one_order * (len(pairs) * 2)  # every pair in both orders renders the same placeholder text
     return DryRun(
         name=config.name,
