@@ -45,6 +45,9 @@ def main() -> int:
     parser.add_argument("--extra-seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--judge-model", default=None, help="judge model spec (default: the config's judge)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--null-only", action="store_true", help="generate only the null pairs' answers (other contestants: if stored)"
+    )
     args = parser.parse_args()
 
     config = load_tournament_config(args.config)
@@ -54,7 +57,7 @@ def main() -> int:
     start = time.perf_counter()
     answers = {}
     base = config.models[args.contestant]
-    jobs = [(m.spec, m.sampling) for m in config.models]
+    jobs = [(base.spec, base.sampling)] if args.null_only else [(m.spec, m.sampling) for m in config.models]
     base_name = parse_model_spec(base.spec).name
     if f"name={base_name}" not in base.spec:
         raise SystemExit(f"contestant {base.spec!r} needs a '?name=' option to derive the held-out names from")
@@ -67,6 +70,10 @@ def main() -> int:
                 store, [parse_model_spec(spec_text)], prompt_set, settings, batch_size=config.batch_size, progress=False
             )
             answers.update(latest_answers(report.answers, prompt_set.prompts))
+        if args.null_only:  # the other contestants' stored answers, for the share of real pairs tied
+            stored = latest_answers(store.answers(prompt_set=prompt_set.name), prompt_set.prompts)
+            names = {parse_model_spec(m.spec).name for m in config.models}
+            answers.update({k: a for k, a in stored.items() if k[0] in names and k not in answers})
     generated_s = time.perf_counter() - start
     keys = sorted(answers)
     by_id = {p.prompt_id: p for p in prompt_set.prompts}
@@ -81,7 +88,9 @@ def main() -> int:
         if mean[(a, p)] is not None and mean[(b, p)] is not None
     ]
     margin = round(float(np.median(null)), 2)
-    contestants = [parse_model_spec(m.spec).name for m in config.models]
+    contestants = [
+        n for n in (parse_model_spec(m.spec).name for m in config.models) if all((n, p) in mean for p in by_id)
+    ]
     real = [
         abs(mean[(a, p)] - mean[(b, p)])  # type: ignore[operator]
         for p in by_id
