@@ -12,6 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from qlora_eval.cli.fit_args import add_fit_arguments, fit_command_parts, fit_from_args
 from qlora_eval.cli.leaderboard import format_leaderboard
 from qlora_eval.errors import ConfigError
 from qlora_eval.interchange import FORMATS
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, metavar="PATH", help="write the ranking as JSON (what check reads)")
     parser.add_argument("--html", default=None, metavar="PATH", help="write the HTML report")
     parser.add_argument("--title", default=None, help="title of the HTML report")
+    add_fit_arguments(parser)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -59,7 +61,7 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--judge", judge]
     if args.models:
         parts += ["--models", *args.models]
-    return shlex.join(parts)
+    return shlex.join(parts + fit_command_parts(args))
 
 
 def request_from_args(args: argparse.Namespace) -> RankRequest:
@@ -76,6 +78,7 @@ def request_from_args(args: argparse.Namespace) -> RankRequest:
         rounds=args.rounds,
         seed=args.seed,
         command=command_line(args),
+        fit=fit_from_args(args),
     )
 
 

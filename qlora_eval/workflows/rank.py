@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qlora_eval import __version__
 from qlora_eval.errors import ConfigError, ConvergenceError, InputError
 from qlora_eval.interchange import FORMATS, ImportOptions, read_inputs
+from qlora_eval.rating.fit_options import FitOptions
 from qlora_eval.types import Battle, Judgment, content_key, utc_now
 from qlora_eval.workflows.document import InputRecord, RankDocument, Ranking
 
@@ -48,6 +49,8 @@ class RankRequest:
         rounds: Elo orderings or BT bootstrap rounds (None: the method's default).
         seed: seed of the orderings / bootstrap.
         command: the command line, recorded in the document.
+        fit: the fit options (``--elo-intervals``, ``--ties``, ``--prior``, ``--anchor``, ``--position-bias``,
+            ``--control``); recorded in the document's ``parameters.fit``.
     """
 
     inputs: tuple[str, ...] = ()
@@ -61,6 +64,7 @@ class RankRequest:
     rounds: int | None = None
     seed: int = 0
     command: str = "qlora-eval rank"
+    fit: FitOptions = field(default_factory=FitOptions)
 
     def check(self) -> None:
         """Refuse contradictory requests before any work.
@@ -95,17 +99,21 @@ def rank(request: RankRequest) -> RankOutcome:
     """
     import numpy as np
 
-    from qlora_eval.rating import DEFAULT_ROUNDS, RatingMethod, rank_battles
+    from qlora_eval.rating import DEFAULT_ROUNDS, RatingMethod
     from qlora_eval.workflows.diagnostics import judge_diagnostics
+    from qlora_eval.workflows.fitting import rank_judgments, stored_answer_texts
 
     request.check()
     method = RatingMethod(request.method)
     rounds = request.rounds if request.rounds is not None else DEFAULT_ROUNDS[method]
     judgments, inputs = _load_files(request) if request.inputs else _load_store(request)
     judgments = select(judgments, request.judges, request.models)
-    battles = [j.to_battle() for j in judgments]
     lengths = _answer_lengths(request.db, judgments) if request.db is not None else None
-    result = rank_battles(battles, method, rounds, np.random.default_rng(request.seed), answer_lengths=lengths)
+    texts: dict[str, str] = {}
+    if request.fit.controls and request.db is not None:
+        texts = stored_answer_texts(request.db, sorted({j.prompt_set for j in judgments}))
+    rng = np.random.default_rng(request.seed)
+    result = rank_judgments(judgments, method, rounds, rng, request.fit, answer_text=texts.get, lengths=lengths)
     document = RankDocument(
         ranking=Ranking.from_result(result, seed=request.seed),
         diagnostics=judge_diagnostics(result, judgments, seed=request.seed),
