@@ -15,6 +15,7 @@ from pathlib import Path
 
 from qlora_eval.workflows.check import check, summary_markdown, validate_max_drop
 from qlora_eval.workflows.document import RankDocument
+from qlora_eval.workflows.relative_check import check_relative, is_relative, load_json, relative_summary_markdown
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     validate_max_drop(args.max_drop)  # a usage error before any file is read
+    raw = load_json(args.baseline)
+    if is_relative(raw):  # rank --method relative documents: the same rule on the percentages
+        relative = check_relative(
+            raw, load_json(args.candidate), max_drop=args.max_drop, fail_on_missing=args.fail_on_missing,
+            source=args.candidate,
+        )  # fmt: skip
+        _emit(relative_summary_markdown(relative, args.max_drop), args.summary)
+        return 1 if relative.failed else 0
     baseline = RankDocument.load(args.baseline)
     candidate = RankDocument.load(args.candidate)
     result = check(
@@ -38,9 +47,12 @@ def run(args: argparse.Namespace) -> int:
         fail_on_missing=args.fail_on_missing,
         candidate_source=args.candidate,
     )
-    text = summary_markdown(result)
-    print(text, end="")
-    if args.summary is not None:
-        with Path(args.summary).open("a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    _emit(summary_markdown(result), args.summary)
     return 1 if result.failed else 0
+
+
+def _emit(text: str, summary: str | None) -> None:
+    print(text, end="")
+    if summary is not None:
+        with Path(summary).open("a", encoding="utf-8") as handle:
+            handle.write(text + "\n")

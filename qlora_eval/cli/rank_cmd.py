@@ -91,10 +91,10 @@ def run_relative(args: argparse.Namespace) -> int:
             "--method relative reads a store: the relative reviews name answers by id, so import the generation "
             "files (--format qlora-generations) and then the reviews (--format qlora-relative) into one --db"
         )
-    if args.html is not None:
-        raise ConfigError("--html is not available for --method relative yet; use --json")
-    if args.json is not None and not Path(args.json).resolve().parent.is_dir():
-        raise ConfigError(f"the folder of --json {args.json} does not exist; create it first")
+    for option in ("json", "html"):
+        target = getattr(args, option)
+        if target is not None and not Path(target).resolve().parent.is_dir():
+            raise ConfigError(f"the folder of --{option} {target} does not exist; create it first")
     request = RelativeRequest(
         db=Path(args.db),
         reference=args.reference,
@@ -110,6 +110,11 @@ def run_relative(args: argparse.Namespace) -> int:
     if args.json is not None:
         Path(args.json).write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
+    if args.html is not None:
+        from qlora_eval.report.relative import relative_report_html
+
+        Path(args.html).write_text(relative_report_html(document, title=args.title), encoding="utf-8")
+        print(f"wrote {args.html}", file=sys.stderr)
     return 0
 
 

@@ -86,6 +86,27 @@ def test_relative_files_give_the_papers_percentage(db: Path, paper: Path, capsys
     )
     (row,) = json.loads(out_json.read_text())["models"]
     assert code == 0 and row["model"] == GUANACO_7B and round(row["percent"], 2) == 86.97
+    # The report: the table and the plot.
+    html = db.parent / "relative.html"
+    code, _, err = run_cli(
+        capsys, "rank", "--db", str(db), "--method", "relative", "--reference", "answer-gpt35", "--html", str(html)
+    )
+    page = html.read_text()
+    assert code == 0, err
+    assert "% of answer-gpt35" in page and "87.0%" in page and "data:image/svg+xml;base64," in page
+    # check reads relative documents: the same file passes; a candidate 20 points lower with a disjoint interval fails.
+    code, out, _ = run_cli(
+        capsys, "check", "--baseline", str(out_json), "--candidate", str(out_json), "--max-drop", "1"
+    )
+    assert code == 0 and "passed" in out
+    worse = json.loads(out_json.read_text())
+    worse["models"][0].update(percent=row["percent"] - 20, ci_low=row["ci_low"] - 20, ci_high=row["ci_low"] - 1)
+    worse_path = db.parent / "worse.json"
+    worse_path.write_text(json.dumps(worse))
+    code, out, _ = run_cli(
+        capsys, "check", "--baseline", str(out_json), "--candidate", str(worse_path), "--max-drop", "5"
+    )
+    assert code == 1 and "REGRESSED" in out
 
 
 def test_paper_templates_against_a_fake_server_send_the_papers_prompt(
