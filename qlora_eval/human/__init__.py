@@ -17,6 +17,7 @@ from qlora_eval.human.raters import (
     list_raters,
     new_rater_token,
     rater_for_token,
+    restore_rater,
     revoke_rater,
     rotate_admin,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "new_rater_token",
     "plurality",
     "rater_for_token",
+    "restore_rater",
     "revoke_rater",
     "rotate_admin",
     "round_stats",

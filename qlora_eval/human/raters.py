@@ -53,11 +53,24 @@ def add_rater(store: Store, name: str) -> str:
     check_rater_name(name)
     token = new_token()
     if not store.add_rater(name, hash_token(token)):
+        if _is_revoked(store, name):
+            raise InputError(
+                f"a rater named {name!r} exists and is revoked; reinstate them (with a new token) with "
+                f"`qlora-eval raters restore {name}`, or choose another name"
+            )
         raise InputError(
             f"a rater named {name!r} already exists; choose another name, or give them a new token with "
             f"`qlora-eval raters token {name}`"
         )
     return token
+
+
+def _is_revoked(store: Store, name: str) -> bool:
+    return any(r.name == name and r.revoked_at is not None for r in store.raters())
+
+
+def _is_active(store: Store, name: str) -> bool:
+    return any(r.name == name and r.revoked_at is None for r in store.raters())
 
 
 def new_rater_token(store: Store, name: str) -> str:
@@ -68,7 +81,27 @@ def new_rater_token(store: Store, name: str) -> str:
     """
     token = new_token()
     if not store.set_rater_token(name, hash_token(token)):
+        if _is_revoked(store, name):
+            raise InputError(f"rater {name!r} is revoked; reinstate them with `qlora-eval raters restore {name}`")
         raise InputError(f"no active rater named {name!r}; see `qlora-eval raters list`")
+    return token
+
+
+def restore_rater(store: Store, name: str) -> str:
+    """Reinstate a revoked rater with a new token (their old token stays revoked); returns the new plain token.
+
+    Their earlier votes count as before; new votes are stored under the same judge id ``human:<name>``.
+
+    Raises:
+        InputError: no revoked rater has this name (unknown, or still active).
+    """
+    token = new_token()
+    if not store.restore_rater(name, hash_token(token)):
+        if _is_active(store, name):
+            raise InputError(
+                f"rater {name!r} is active, not revoked; for a new token use `qlora-eval raters token {name}`"
+            )
+        raise InputError(f"no revoked rater named {name!r}; see `qlora-eval raters list`")
     return token
 
 

@@ -185,7 +185,7 @@ class RatingRound:
         if a is None:
             if self.store.has_task(assignment_id):
                 raise VoteRejected(400, f"task {assignment_id} is not assigned to you; ask GET /api/next for yours")
-            raise VoteRejected(400, f"unknown task {assignment_id!r}; ask GET /api/next for your current task")
+            raise VoteRejected(400, "unknown task id; ask GET /api/next for your current task")
         if a.rater != rater:
             raise VoteRejected(400, f"task {assignment_id} is not assigned to you; ask GET /api/next for yours")
         if a.task_id not in self.tasks:

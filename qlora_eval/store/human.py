@@ -154,6 +154,17 @@ class HumanMixin(StoreCore):
             )
             return cur.rowcount == 1
 
+    def restore_rater(self, name: str, token_hash: str) -> bool:
+        """Reinstate a revoked rater with a new token hash (the old token stays dead); False when no revoked
+        rater has this name."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE raters SET revoked_at = NULL, token_hash = ? "
+                "WHERE name = ? AND is_admin = 0 AND revoked_at IS NOT NULL",
+                (token_hash, name),
+            )
+            return cur.rowcount == 1
+
     def raters(self) -> list[Rater]:
         """Every rater (the admin row excluded, revoked ones included), by name."""
         rows = self._rows(

@@ -1,8 +1,13 @@
 """The human-rating web app (FastAPI): the rating page, its JSON API and the admin page.
 
 Auth: every rater has a personal token; scripts send ``Authorization: Bearer TOKEN``; the page uses an
-HttpOnly, SameSite=Strict cookie set when the rater opens their link ``/rate?token=...``. The admin page
-takes the admin token the same way (``/admin?token=...``, cookie scoped to ``/admin``).
+HttpOnly, SameSite=Strict cookie set when the rater opens their link ``/rate?token=...``, which answers with a
+page that moves on to ``/rate`` without the token. The admin page takes the admin token the same way
+(``/admin?token=...``, cookie scoped to ``/admin``). The cookie is ``Secure`` when the request came over
+HTTPS (behind a proxy: ``serve --forwarded-allow-ips`` lets uvicorn trust its X-Forwarded-Proto).
+
+Hostile clients: the token is checked before a body is read, bodies are capped at 64 KB (``guard.py``),
+and error answers never echo what was sent (a 422 names the field and the rule, not the value).
 
 Model output is untrusted: the API sends it as JSON strings and the page builds the DOM with
 ``textContent`` only; a strict Content-Security-Policy (no inline script, nothing from other origins) is
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader
@@ -39,7 +45,8 @@ from qlora_eval.interchange import arena, jsonl
 from qlora_eval.store import Store
 from qlora_eval.types import Judgment, Verdict
 from qlora_eval.web.auth import ADMIN_COOKIE, RATER_COOKIE, AuthError, authenticate
-from qlora_eval.web.schemas import ProgressOut, SkipIn, TaskOut, TurnOut, VoteIn
+from qlora_eval.web.guard import BodyGuard
+from qlora_eval.web.schemas import ProgressOut, SkipIn, TaskOut, TurnOut, VoteIn, safe_validation_errors
 
 _STATIC = Path(__file__).parent / "static"
 _CSP = (
@@ -123,6 +130,10 @@ def create_app(
             return response
         return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(_: Request, exc: RequestValidationError) -> Response:
+        return JSONResponse({"detail": safe_validation_errors(exc.errors())}, status_code=422)
+
     @app.exception_handler(VoteRejected)
     async def on_vote_rejected(_: Request, exc: VoteRejected) -> Response:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
@@ -136,7 +147,10 @@ def create_app(
     def page_admin(request: Request) -> Rater:
         return authenticate(store, request, ADMIN_COOKIE, admin=True, html=True)
 
-    def enter(token: str, cookie: str, path: str, *, admin: bool) -> Response:
+    # Outermost: every request that can carry a body shows a rater token before a byte of it is read.
+    app.add_middleware(BodyGuard, check_token=api_rater)
+
+    def enter(request: Request, token: str, cookie: str, path: str, *, admin: bool) -> Response:
         who = rater_for_token(store, token)
         if who is None or who.is_admin != admin:
             return page("error.html", 401, title="Link not valid", message="This link is unknown or was revoked.")
@@ -144,7 +158,13 @@ def create_app(
         # SameSite=Strict cookie through a redirect, but does on this same-site navigation.
         response = page("enter.html", target=path)
         response.set_cookie(
-            cookie, token, httponly=True, samesite="strict", path=path if admin else "/", max_age=60 * 60 * 24 * 90
+            cookie,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path=path if admin else "/",
+            max_age=60 * 60 * 24 * 90,
         )
         return response
 
@@ -157,7 +177,7 @@ def create_app(
     @app.get("/rate", response_class=HTMLResponse)
     def rate_page(request: Request, token: Annotated[str | None, Query(max_length=200)] = None) -> Response:
         if token is not None:
-            return enter(token, RATER_COOKIE, "/rate", admin=False)
+            return enter(request, token, RATER_COOKIE, "/rate", admin=False)
         who = page_rater(request)
         return page("rate.html", rater=who.name)
 
@@ -171,7 +191,7 @@ def create_app(
     @app.get("/admin", response_class=HTMLResponse)
     def admin_page(request: Request, token: Annotated[str | None, Query(max_length=200)] = None) -> Response:
         if token is not None:
-            return enter(token, ADMIN_COOKIE, "/admin", admin=True)
+            return enter(request, token, ADMIN_COOKIE, "/admin", admin=True)
         page_admin(request)
         stats = round_stats(rnd, list_raters(store), reference_judge)
         recent = []

@@ -1,6 +1,7 @@
 """Request and response bodies of the rating API (pydantic; unknown fields are refused)."""
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,3 +49,22 @@ class TaskOut(BaseModel):
     left: str
     right: str
     progress: ProgressOut
+
+
+_KNOWN_LOCATIONS = frozenset(
+    {"body", "query", "path", "header", "cookie", "token", *VoteIn.model_fields, *SkipIn.model_fields}
+)
+
+
+def safe_validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors without the submitted values: where (known field names only), what rule, which type.
+
+    Pydantic's errors carry the offending ``input`` (and ``ctx``), and an unknown field's name is itself
+    input; echoing them sent a 30 MB body back as a 31 MB answer, and a NaN in the body made the error
+    answer unserialisable (a 500).
+    """
+    safe = []
+    for error in errors:
+        loc = [p if isinstance(p, int) or p in _KNOWN_LOCATIONS else "(unknown field)" for p in error.get("loc", ())]
+        safe.append({"loc": loc, "msg": str(error.get("msg", "invalid")), "type": str(error.get("type", "invalid"))})
+    return safe

@@ -18,7 +18,7 @@ def lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 def test_raters_add_list_revoke_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "r.db")
-    assert main(["raters", "add", "alice", "--db", db, "--host", "10.0.0.5", "--port", "9000"]) == 0
+    assert main(["raters", "add", "alice", "--db", db, "--create", "--host", "10.0.0.5", "--port", "9000"]) == 0
     out = lines(capsys)
     token = out[-1]
     assert out[-2] == f"http://10.0.0.5:9000/rate?token={token}"
@@ -65,3 +65,91 @@ def test_admin_token_is_made_once_and_rotated(tmp_path: Path, capsys: pytest.Cap
         assert rater_for_token(s, first) is None
         who = rater_for_token(s, rotated)
         assert who is not None and who.is_admin
+
+
+def test_a_mistyped_db_is_refused_not_created(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo.db"
+    for argv in (
+        ["raters", "list"],
+        ["raters", "revoke", "alice"],
+        ["raters", "token", "alice"],
+        ["raters", "restore", "alice"],
+        ["raters", "add", "alice"],
+        ["raters", "rotate-admin"],
+        ["serve"],
+    ):
+        assert main([*argv, "--db", str(missing)]) == 2, argv
+        err = capsys.readouterr().err
+        assert f"no store at --db {missing}" in err, (argv, err)
+        assert ("--create" in err) == (argv[1:2] in (["add"], ["rotate-admin"])), (argv, err)
+        assert not missing.exists(), argv  # nothing was created
+    assert main(["raters", "add", "alice", "--db", str(missing), "--create"]) == 0
+    assert missing.exists()
+
+
+def test_a_revoked_rater_is_restored_with_a_new_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "r.db"
+    Store(db).close()
+    assert main(["raters", "add", "alice", "--db", str(db)]) == 0
+    old = lines(capsys)[-1]
+    assert main(["raters", "restore", "alice", "--db", str(db)]) == 2  # still active
+    assert "raters token alice" in capsys.readouterr().err
+    assert main(["raters", "revoke", "alice", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["raters", "token", "alice", "--db", str(db)]) == 2
+    assert "raters restore alice" in capsys.readouterr().err
+    assert main(["raters", "add", "alice", "--db", str(db)]) == 2
+    assert "raters restore alice" in capsys.readouterr().err
+    assert main(["raters", "restore", "alice", "--db", str(db), "--port", "9000"]) == 0
+    out = lines(capsys)
+    new = out[-1]
+    assert out[-2] == f"http://127.0.0.1:9000/rate?token={new}"
+    with Store(db) as s:
+        who = rater_for_token(s, new)
+        assert who is not None and who.name == "alice" and who.revoked_at is None
+        assert rater_for_token(s, old) is None  # the revoked token stays dead
+    assert main(["raters", "list", "--db", str(db)]) == 0
+    assert "active" in lines(capsys)[0]
+    assert main(["raters", "restore", "bob", "--db", str(db)]) == 2
+    assert "no revoked rater named 'bob'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--port", "99999", "out of range"),
+        ("--port", "0", "out of range"),
+        ("--port", "http", "not a port"),
+        ("--host", "bad host!", "not a host"),
+        ("--host", "exa_mple..org", "not a host"),
+    ],
+)
+def test_serve_and_raters_validate_host_and_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, says: str
+) -> None:
+    from tests.web.helpers import seed_store
+
+    db = tmp_path / "s.db"
+    seed_store(db, models=("alpha", "beta"), n_prompts=1)
+    for argv in (["serve"], ["raters", "add", "zed"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, "--db", str(db), flag, value])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err, err
+
+
+def test_serve_on_a_port_in_use_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from tests.web.helpers import seed_store
+
+    db = tmp_path / "s.db"
+    seed_store(db, models=("alpha", "beta"), n_prompts=1)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
