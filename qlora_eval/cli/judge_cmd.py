@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         prompts = _prompts(store, args.models, args.prompts)
         answers = latest_answers(store.answers(models=args.models, prompt_set=prompts[0].prompt_set), prompts)
         if args.protocol == "relative":
+            if options.batch:
+                raise ConfigError("--batch judges with --protocol pairwise only; drop --batch for relative scores")
             code, figures = judge_relative.plan_and_run(store, args, spec, options, prompts, answers)
             if args.json:
                 _write_json(args.json, figures)

@@ -119,3 +119,9 @@ def test_tournament_yaml_batch_flag_reaches_the_judge_options(tmp_path: Path) ->
     path.write_text(base % "'yes'")
     with pytest.raises(ConfigError, match=r"judge\.batch"):
         load_tournament_config(path)
+
+
+def test_batch_with_relative_protocol_is_refused(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["judge", "--db", str(db), "--models", *MODELS, "--judge", "openai:gpt-4o?base_url=http://127.0.0.1:9/v1"]
+    assert main([*args, "--batch", "--protocol", "relative", "--reference", "alpha"]) == 2
+    assert "--protocol pairwise only" in capsys.readouterr().err
