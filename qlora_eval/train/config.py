@@ -138,7 +138,7 @@ class TrainConfig:
     packing: bool = True
     max_tokens_per_batch: int = 2048
     loss: str = "chunked"
-    loss_chunk_tokens: int = 512
+    loss_chunk_tokens: int = 1024
     attention: str = "auto"
     mmlu_every: int | None = None
     mmlu_limit: int = 200
