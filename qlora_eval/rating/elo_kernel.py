@@ -31,6 +31,7 @@ _MODEL_LIMIT = (1 << _B_SHIFT) - 1
 _MODEL_MASK = _MODEL_LIMIT
 # Rounds per task handed to a thread: small enough to balance 2-16 threads, large enough to amortise the call.
 _BLOCK = 64
+_LANES = 4  # rounds replayed side by side in one thread (see _replay)
 
 
 @numba.njit(cache=True)
@@ -54,33 +55,58 @@ def _replay(records: np.ndarray, half_kc: float, kc: float, x0: float, keys: np.
     ``out``: ``(R, m)`` float64. The battles themselves are shuffled (not indices into them), so the replay
     reads one record per step instead of four scattered arrays. The ordering is drawn inside-out: step
     ``t`` swaps a uniform pick from positions ``t..n-1`` into position ``t`` and replays that battle,
-    the same permutation as :func:`_shuffle`. Runs without the GIL: callers split the rounds over threads.
+    the same permutation as :func:`_shuffle`.
+
+    Four rounds advance together, one battle position at a time, each with its own generator, buffer and
+    ratings: a round's updates form one long dependency chain (each waits for the previous exp), and four
+    independent chains keep the core busy (about 1.6x the throughput of one round at a time, bit for bit
+    the same numbers). A trailing group of fewer than four rounds computes its spare lanes and drops them.
+    Runs without the GIL: callers split the rounds over threads.
     """
     rounds, m = out.shape
     n = records.shape[0]
-    buf = np.empty(n, dtype=np.int64)
-    for r in range(rounds):
-        s0, s1, s2, s3 = _seed(keys[r])
-        buf[:] = records
-        x = out[r]
-        for i in range(m):
-            x[i] = x0
+    buf = np.empty((_LANES, n), dtype=np.int64)
+    x = np.empty((_LANES, m))
+    picks = np.empty(_LANES, dtype=np.int64)
+    for r0 in range(0, rounds, _LANES):
+        used = min(_LANES, rounds - r0)
+        # Spare lanes of a short last group replay round r0 again; their results are dropped.
+        a0, a1, a2, a3 = _seed(keys[r0])
+        b0, b1, b2, b3 = _seed(keys[r0 + 1 if used > 1 else r0])
+        c0, c1, c2, c3 = _seed(keys[r0 + 2 if used > 2 else r0])
+        d0, d1, d2, d3 = _seed(keys[r0 + 3 if used > 3 else r0])
+        for g in range(_LANES):
+            buf[g, :] = records
+            for i in range(m):
+                x[g, i] = x0
         for t in range(n):
             if t < n - 1:
-                j, s0, s1, s2, s3 = _bounded(_U64(n - t), s0, s1, s2, s3)
-                k = t + np.int64(j)
-                rec = buf[k]
-                buf[k] = buf[t]
+                bound = _U64(n - t)
+                j, a0, a1, a2, a3 = _bounded(bound, a0, a1, a2, a3)
+                picks[0] = t + np.int64(j)
+                j, b0, b1, b2, b3 = _bounded(bound, b0, b1, b2, b3)
+                picks[1] = t + np.int64(j)
+                j, c0, c1, c2, c3 = _bounded(bound, c0, c1, c2, c3)
+                picks[2] = t + np.int64(j)
+                j, d0, d1, d2, d3 = _bounded(bound, d0, d1, d2, d3)
+                picks[3] = t + np.int64(j)
             else:
-                rec = buf[t]
-            ia = rec & _MODEL_MASK
-            ib = (rec >> _B_SHIFT) & _MODEL_MASK
-            xa = x[ia]
-            xb = x[ib]
-            # k c (s - e_a), with s = (score code) / 2 and e_a = 1 / (1 + exp(x_b - x_a))
-            delta = half_kc * (rec >> _SCORE_SHIFT) - kc / (1.0 + math.exp(xb - xa))
-            x[ia] = xa + delta
-            x[ib] = xb - delta
+                picks[:] = t
+            for g in range(_LANES):
+                k = picks[g]
+                rec = buf[g, k]
+                buf[g, k] = buf[g, t]
+                ia = rec & _MODEL_MASK
+                ib = (rec >> _B_SHIFT) & _MODEL_MASK
+                xa = x[g, ia]
+                xb = x[g, ib]
+                # k c (s - e_a), with s = (score code) / 2 and e_a = 1 / (1 + exp(x_b - x_a))
+                delta = half_kc * (rec >> _SCORE_SHIFT) - kc / (1.0 + math.exp(xb - xa))
+                x[g, ia] = xa + delta
+                x[g, ib] = xb - delta
+        for g in range(used):
+            for i in range(m):
+                out[r0 + g, i] = x[g, i]
 
 
 def pack_battles(a_idx: np.ndarray, b_idx: np.ndarray, score_a: np.ndarray) -> np.ndarray:
