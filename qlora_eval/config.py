@@ -18,6 +18,7 @@ A tournament names its contestants, prompt set, judge, sampling, pairing and rat
     seed: 0
     concurrency: 4
     budget_usd: null
+    rating: {elo_intervals: bootstrap, ties: half, prior: 0, anchor: null, position_bias: false, control: []}
 
 Every error names the YAML file and the field (``models[2].sampling.temperature``) and what is expected.
 Model and judge spec strings are only checked for presence here (this module sits below the model layer);
@@ -52,6 +53,7 @@ _TOP_FIELDS = {
     "concurrency",
     "budget_usd",
     "batch_size",
+    "rating",
 }
 #: Pairing schemes of a tournament or judge run (which model pairs meet); the one definition.
 PAIRINGS = ("all",)
@@ -101,6 +103,34 @@ class JudgeConfig:
     reuse_imported: str | None = None
 
 
+#: Choices of the ``rating:`` keys (the same values as rank's ``--elo-intervals``, ``--ties``, ``--control``).
+ELO_INTERVALS = ("orderings", "bootstrap")
+TIES = ("half", "davidson")
+CONTROLS = ("length", "markdown")
+
+
+@dataclass(frozen=True)
+class RatingConfig:
+    """How the ratings are fitted: the ``rating:`` mapping, with the meaning of rank's flags of the same names.
+
+    Attributes:
+        elo_intervals: ``bootstrap`` (prompts resampled) or ``orderings`` (order noise only).
+        ties: Bradley-Terry ties, ``half`` or ``davidson``.
+        prior: Bradley-Terry virtual games per pair (0: plain maximum likelihood; a fit without a finite
+            estimate then falls back to 1, with a note in the report).
+        anchor: ``MODEL=RATING`` to put that model at that rating (None: the mean is 1000).
+        position_bias: fit a first-position advantage in Bradley-Terry.
+        control: style covariates (``length``, ``markdown``) for style-controlled Bradley-Terry ratings.
+    """
+
+    elo_intervals: str = "bootstrap"
+    ties: str = "half"
+    prior: float = 0.0
+    anchor: str | None = None
+    position_bias: bool = False
+    control: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class TournamentConfig:
     """A whole tournament (see the module docstring for the YAML form).
@@ -117,6 +147,7 @@ class TournamentConfig:
         concurrency: API judge calls in flight.
         budget_usd: stop judging before spending more than this (None: no limit).
         batch_size: conversations per generation batch.
+        rating: how the ratings are fitted (see :class:`RatingConfig`).
         db, html, json: where the store, the HTML report and the JSON rankings go.
         source: the YAML file this came from (None when built from options).
     """
@@ -133,6 +164,7 @@ class TournamentConfig:
     concurrency: int = 4
     budget_usd: float | None = None
     batch_size: int = 8
+    rating: RatingConfig = field(default_factory=RatingConfig)
     db: Path = Path("qlora-eval.db")
     html: Path = Path("reports/tournament.html")
     json: Path = Path("reports/tournament.json")
@@ -201,12 +233,60 @@ def tournament_from_dict(
         "concurrency": _typed(data, "concurrency", int, source, defaults["concurrency"].default),
         "budget_usd": _optional_float(data, "budget_usd", source),
         "batch_size": _typed(data, "batch_size", int, source, defaults["batch_size"].default),
+        "rating": parse_rating(data.get("rating", {}), source),
         "source": source,
     }
     for key in ("db", "html", "json"):
         if key in data:
             kwargs[key] = Path(_typed(data, key, str, source, ""))
     return TournamentConfig(**kwargs)
+
+
+def parse_rating(raw: Any, source: str | None) -> RatingConfig:
+    """The ``rating:`` mapping (keys as rank's flags, ``-`` or ``_``), checked value by value.
+
+    Raises:
+        ConfigError: naming the file and ``rating.KEY`` for an unknown key or a bad value.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError("field 'rating': expected a mapping, e.g. {ties: davidson, prior: 1}", source=source)
+    data = {str(k).replace("-", "_"): v for k, v in raw.items()}
+    known = set(RatingConfig.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"field 'rating': unknown keys {unknown}; known: {sorted(known)}", source=source)
+    base = RatingConfig()
+    elo_intervals = _check_type(data.get("elo_intervals", base.elo_intervals), str, "rating.elo_intervals", source)
+    ties = _check_type(data.get("ties", base.ties), str, "rating.ties", source)
+    prior = _check_type(data.get("prior", base.prior), float, "rating.prior", source)
+    anchor = data.get("anchor")
+    position = data.get("position_bias", base.position_bias)
+    if position in ("on", "off"):
+        position = position == "on"
+    position = _check_type(position, bool, "rating.position_bias", source)
+    control = data.get("control", [])
+    if isinstance(control, str):
+        control = [c.strip() for c in control.split(",") if c.strip()]
+    if not isinstance(control, list) or not all(isinstance(c, str) for c in control):
+        raise ConfigError("field 'rating.control': expected a list such as [length, markdown]", source=source)
+    for key, value, choices in (("elo_intervals", elo_intervals, ELO_INTERVALS), ("ties", ties, TIES)):
+        if value not in choices:
+            raise ConfigError(f"field 'rating.{key}': expected one of {list(choices)}, got {value!r}", source=source)
+    bad = sorted(set(control) - set(CONTROLS))
+    if bad:
+        raise ConfigError(f"field 'rating.control': unknown {bad}; choose from {list(CONTROLS)}", source=source)
+    if prior < 0:
+        raise ConfigError(f"field 'rating.prior': virtual games must be >= 0, got {prior}", source=source)
+    if anchor is not None:
+        text = _check_type(anchor, str, "rating.anchor", source)
+        model, sep, value = text.rpartition("=")
+        try:
+            float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not model:
+            raise ConfigError(f"field 'rating.anchor': expected MODEL=RATING, got {text!r}", source=source)
+    return RatingConfig(elo_intervals, ties, prior, anchor, position, tuple(c for c in CONTROLS if c in control))
 
 
 def parse_sampling(raw: Any, where: str, source: str | None, base: GenerationSettings) -> GenerationSettings:
