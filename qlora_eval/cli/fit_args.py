@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from qlora_eval.config import RatingConfig, parse_rating
 from qlora_eval.rating.fit_options import FitOptions, fit_options
 
 
@@ -50,6 +51,31 @@ def fit_from_args(args: argparse.Namespace, base: FitOptions | None = None) -> F
         position_bias=args.position_bias if args.position_bias is not None else base.position_bias,
         control=args.control if args.control is not None else [c.value for c in base.controls],
     )
+
+
+def rating_config_from_args(args: argparse.Namespace, base: RatingConfig) -> RatingConfig | None:
+    """A tournament's ``rating:`` settings with the fit flags on top; None when no fit flag is given."""
+    flags = {
+        "elo_intervals": args.elo_intervals,
+        "ties": args.ties,
+        "prior": args.prior,
+        "anchor": args.anchor,
+        "position_bias": args.position_bias,
+        "control": args.control,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    if not given:
+        return None
+    merged = {
+        "elo_intervals": base.elo_intervals,
+        "ties": base.ties,
+        "prior": base.prior,
+        "anchor": base.anchor,
+        "position_bias": base.position_bias,
+        "control": list(base.control),
+        **given,
+    }
+    return parse_rating(merged, "the command line")
 
 
 def _anchor_text(options: FitOptions) -> str | None:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from qlora_eval.cli.fit_args import add_fit_arguments, rating_config_from_args
 from qlora_eval.cli.leaderboard import format_leaderboard
 from qlora_eval.cli.options import add_judge_options, format_estimate
 from qlora_eval.config import Contestant, JudgeConfig, PromptsConfig, TournamentConfig, load_tournament_config
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=None, help="Elo orderings and BT bootstrap rounds")
     parser.add_argument("--seed", type=int, default=None, help="seed of ratings and retry jitter")
     add_judge_options(parser)
+    add_fit_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -84,6 +86,9 @@ def config_from_args(args: argparse.Namespace) -> TournamentConfig:
             templates=args.judge_templates or judge.templates,
             reuse_imported=args.reuse_imported or judge.reuse_imported,
         )
+    rating = rating_config_from_args(args, config.rating)
+    if rating is not None:
+        changes["rating"] = rating
     for key in ("db", "html", "json", "rounds", "seed", "concurrency", "budget_usd", "pairs"):
         value = getattr(args, key)
         if value is not None:

@@ -19,6 +19,7 @@ from qlora_eval.types import Judgment
 if TYPE_CHECKING:
     import numpy as np
 
+    from qlora_eval.config import RatingConfig
     from qlora_eval.rating import FitOptions, RankingResult, RatingMethod
 
 
@@ -121,3 +122,47 @@ def stored_answer_texts(db: Path, prompt_sets: Sequence[str]) -> dict[str, str]:
         for prompt_set in sorted(set(prompt_sets)):
             texts.update({a.answer_key: a.text for a in store.answers(prompt_set=prompt_set)})
     return texts
+
+
+def fit_from_config(rating: RatingConfig) -> FitOptions:
+    """The fit options of a tournament's ``rating:`` mapping (already checked by the config loader)."""
+    from qlora_eval.rating import fit_options
+
+    return fit_options(
+        elo_intervals=rating.elo_intervals,
+        ties=rating.ties,
+        prior=rating.prior,
+        anchor=rating.anchor,
+        position_bias=rating.position_bias,
+        control=list(rating.control),
+    )
+
+
+def rank_with_fallback(
+    judgments: Sequence[Judgment],
+    method: RatingMethod,
+    rounds: int,
+    rng: np.random.Generator,
+    fit: FitOptions,
+    *,
+    answer_text: Callable[[str], str | None] | None = None,
+    lengths: tuple[list[float], list[float]] | None = None,
+) -> tuple[RankingResult, str | None]:
+    """A tournament's fit: Elo gets only the Elo options; Bradley-Terry without a finite estimate (and no
+    ``prior`` chosen) is refitted with one virtual game per pair, and a note says so.
+
+    Returns:
+        The result and the note (None when the plain fit worked).
+    """
+    from qlora_eval.rating import FitOptions, RatingMethod
+
+    if method is RatingMethod.ELO:
+        fit = FitOptions(elo_intervals=fit.elo_intervals)
+    try:
+        return rank_judgments(judgments, method, rounds, rng, fit, answer_text=answer_text, lengths=lengths), None
+    except ConvergenceError as exc:
+        if method is not RatingMethod.BT or fit.prior != 0.0:
+            raise
+        note = f"plain Bradley-Terry has no finite estimate ({exc}); fitted with prior=1 (one virtual tie per pair)"
+        shrunk = dataclasses.replace(fit, prior=1.0)
+        return rank_judgments(judgments, method, rounds, rng, shrunk, answer_text=answer_text, lengths=lengths), note

@@ -79,18 +79,23 @@ def rate(data: TournamentData) -> Rated:
     from qlora_eval.rating import RatingMethod
     from qlora_eval.workflows.diagnostics import judge_diagnostics
     from qlora_eval.workflows.findings import precision_findings
-    from qlora_eval.workflows.rank import rank_with_prior_fallback
+    from qlora_eval.workflows.fitting import fit_from_config, rank_with_fallback
 
     config = data.config
     if not data.judgments:
         raise ConfigError("no judgments to rate: every judge call failed or the budget allowed none; run again")
     judgments = list(data.judgments)
-    battles = [j.to_battle() for j in judgments]
     lengths = {a.answer_key: len(a.text) for a in data.answers.values()}
+    texts = {a.answer_key: a.text for a in data.answers.values()}
     length_pair = answer_lengths(judgments, lengths.get)
-    rng = np.random.default_rng(config.seed)  # one generator for both fits, in this order (same numbers as before)
-    elo, _ = rank_with_prior_fallback(battles, RatingMethod.ELO, config.rounds, rng, length_pair)
-    bt, bt_note = rank_with_prior_fallback(battles, RatingMethod.BT, config.rounds, rng, length_pair)
+    fit = fit_from_config(config.rating)  # the YAML's rating: mapping with the command line's fit flags on top
+    rng = np.random.default_rng(config.seed)  # one generator for both fits, in this order
+    elo, _ = rank_with_fallback(
+        judgments, RatingMethod.ELO, config.rounds, rng, fit, answer_text=texts.get, lengths=length_pair
+    )
+    bt, bt_note = rank_with_fallback(
+        judgments, RatingMethod.BT, config.rounds, rng, fit, answer_text=texts.get, lengths=length_pair
+    )
     diagnostics = judge_diagnostics(
         elo, judgments + list(data.other_judges), seed=config.seed, judge=data.judge.judge_id
     )
