@@ -63,21 +63,25 @@ class Adjustments:
         position: the first-position advantage of the reported fit (None when not fitted).
         style: the style-controlled fit's coefficients (position included when fitted), None without controls.
         controlled: the style-controlled ratings, best first (empty without controls).
+        dropped: style covariates left out because they are 0 in every battle (no answer has the feature, or
+            every pair of answers has it equally): the data say nothing about them.
     """
 
     position: Coefficient | None
     style: tuple[Coefficient, ...] = ()
     controlled: tuple[ControlledRow, ...] = ()
+    dropped: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``{"position_advantage", "style": {"coefficients", "models"} | null}``."""
+        """JSON form: ``{"position_advantage", "style": {"coefficients", "models", "dropped"} | null}``."""
+        style = {
+            "coefficients": [c.to_dict() for c in self.style],
+            "models": [r.to_dict() for r in self.controlled],
+            "dropped": list(self.dropped),
+        }
         return {
             "position_advantage": self.position.to_dict() if self.position is not None else None,
-            "style": (
-                {"coefficients": [c.to_dict() for c in self.style], "models": [r.to_dict() for r in self.controlled]}
-                if self.style
-                else None
-            ),
+            "style": style if self.style or self.dropped else None,
         }
 
 
@@ -168,8 +172,14 @@ def adjusted_bt(
     position_coefficient = _coefficients(raw, scale)[0] if position_bias else None
     style_coefficients: tuple[Coefficient, ...] = ()
     controlled: tuple[ControlledRow, ...] = ()
+    dropped: tuple[str, ...] = ()
     if style is not None:
-        covariates, style_names = style
+        covariates, all_names = style
+        informative = np.any(covariates != 0.0, axis=0)
+        dropped = tuple(name for name, keep in zip(all_names, informative, strict=True) if not keep)
+        covariates = covariates[:, informative]
+        style_names = [name for name, keep in zip(all_names, informative, strict=True) if keep]
+    if style is not None and style_names:
         both = fit(np.concatenate([position, covariates], axis=1), (*names, *style_names))
         style_coefficients = _coefficients(both, scale)
         c_point, c_samples = anchor_shift(*both.ratings(scale, base), anchor, base)
@@ -184,5 +194,5 @@ def adjusted_bt(
         point=point,
         samples=samples,
         tie_nu=raw.tie_nu,
-        adjustments=Adjustments(position=position_coefficient, style=style_coefficients, controlled=controlled),
+        adjustments=Adjustments(position_coefficient, style_coefficients, controlled, dropped),
     )

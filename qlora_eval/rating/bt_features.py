@@ -34,6 +34,11 @@ _MAX_ITER = 100
 _STEP_TOL = 1e-9
 _CHUNK_CELLS = 1 << 21  # rounds x units per chunk (16 MB per float64 array)
 _FIRST, _SECOND, _TIE = 0, 1, 2
+_SEPARATED = (
+    "the Bradley-Terry fit with covariates has no finite estimate: a model never lost or never won (add virtual "
+    "games: --prior 1), or a covariate decides every verdict (e.g. the judge always picked the longer answer, so "
+    "the length coefficient is unbounded: add verdicts, or drop that covariate from --control)"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,7 +207,10 @@ def _newton(
         za, wa = z[idx], weights[idx]
         f, grad, hess = _objective(za, wa, rows, outcome, m, tie_model, with_hessian=True)
         assert hess is not None
-        step = -np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
+        try:
+            step = -np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            raise ConvergenceError(_SEPARATED) from None
         done = np.abs(step).max(axis=1) < _STEP_TOL
         scale = np.ones(idx.size)
         candidate = za + step
@@ -215,11 +223,8 @@ def _newton(
             candidate[worse] = za[worse] + scale[worse, None] * step[worse]
         z[idx] = candidate
         active[idx[done]] = False
-    if active.any():
-        raise ConvergenceError(
-            f"{int(active.sum())} of {z.shape[0]} Bradley-Terry fits with covariates did not converge in {_MAX_ITER} "
-            "Newton steps (a covariate may separate the outcomes); add virtual games (--prior 1) or drop a covariate"
-        )
+    if active.any() or not np.all(np.isfinite(z)):
+        raise ConvergenceError(f"{int(active.sum())} of {z.shape[0]} fits did not converge: {_SEPARATED}")
     z[:, :m] -= z[:, :m].mean(axis=1, keepdims=True)
     return z, iterations
 
