@@ -47,7 +47,12 @@ def format_leaderboard(ranking: Ranking) -> str:
             f"order swap: {100 * bias['consistency']:.1f}% of {bias['swap_pairs']:,} verdict pairs "
             "kept their verdict when the answers were shown the other way round"
         )
-    if elo:
+    if elo and ranking.parameters.get("intervals") == "bootstrap":
+        lines.append(
+            "interval: 2.5-97.5 percentiles over prompt bootstrap rounds (rating: mean over orderings of all "
+            "battles); se: bootstrap standard deviation"
+        )
+    elif elo:
         lines.append("interval: 2.5-97.5 percentiles over orderings; se: standard error of the mean rating")
     else:
         lines.append("interval: 2.5-97.5 percentiles over prompt bootstrap rounds; se: bootstrap standard deviation")

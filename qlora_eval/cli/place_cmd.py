@@ -16,6 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from qlora_eval.cli.adjustments import format_adjustments
 from qlora_eval.cli.fit_args import add_fit_arguments, fit_command_parts, fit_from_args
 from qlora_eval.cli.leaderboard import format_leaderboard
 from qlora_eval.cli.options import add_judge_options, options_from_args
@@ -91,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     assert outcome.placement is not None and outcome.document is not None and outcome.result is not None
     placement = outcome.placement
     print(format_leaderboard(outcome.document.ranking))
+    adjustments = format_adjustments(outcome.document.ranking)
+    if adjustments:
+        print(adjustments)
     print(
         f"placed {placement.model} against {len(placement.rivals)} rival(s) ({', '.join(placement.rivals)}): "
         f"{placement.calls} judge calls this run, against {placement.round_robin_calls} for a full round robin "

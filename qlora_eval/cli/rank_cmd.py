@@ -12,6 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from qlora_eval.cli.adjustments import format_adjustments
 from qlora_eval.cli.fit_args import add_fit_arguments, fit_command_parts, fit_from_args
 from qlora_eval.cli.leaderboard import format_leaderboard
 from qlora_eval.errors import ConfigError
@@ -131,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"the folder of --{option} {target} does not exist; create it first")
     outcome = rank(request)
     print(format_leaderboard(outcome.document.ranking))
+    adjustments = format_adjustments(outcome.document.ranking)
+    if adjustments:
+        print(adjustments)
     if args.json is not None:
         Path(args.json).write_text(outcome.document.dumps(), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)

@@ -10,6 +10,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from qlora_eval.report import plots
+from qlora_eval.report.adjustments import adjustments_section
 from qlora_eval.report.data import ReportData, ReportSection, RunMetadata
 from qlora_eval.report.htmlkit import esc, figure_img, html_table
 
@@ -59,12 +60,12 @@ def leaderboard_table(result: RankingResult) -> str:
 def leaderboard_section(data: ReportData) -> ReportSection:
     """The ranking as a table: rank range, rating, interval, se, record, invalid verdicts."""
     result = data.ranking
-    spread = "orderings" if result.method.value == "elo" else "prompt bootstrap rounds"
-    se_text = (
-        "the standard error of the mean over orderings"
-        if result.method.value == "elo"
-        else "the bootstrap standard deviation"
-    )
+    orderings = result.method.value == "elo" and result.parameters.get("intervals") != "bootstrap"
+    spread = "orderings" if orderings else "prompt bootstrap rounds"
+    se_text = "the standard error of the mean over orderings" if orderings else "the bootstrap standard deviation"
+    if result.method.value == "elo" and not orderings:
+        spread += " (each resamples the prompts and replays them in a random order; the rating is the mean over "
+        spread += "as many orderings of all battles)"
     intro = (
         f"Ratings in points on the Elo scale (400 points = 10:1 odds). The interval is the 2.5–97.5 percentile "
         f"range over {result.rounds:,} {spread}; se is {se_text}. Models whose intervals overlap share a rank "
@@ -222,6 +223,7 @@ def build_report(data: ReportData) -> str:
         head_to_head_section(data),
         bias_section(data),
         invalid_section(data),
+        *([adjusted] if (adjusted := adjustments_section(data.ranking)) is not None else []),
         *data.sections,
         metadata_section(data.metadata, data),
     ]
