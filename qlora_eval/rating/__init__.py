@@ -49,11 +49,8 @@ from qlora_eval.rating.bradley_terry import (
     newton_fit_batch,
     prompt_count_tables,
 )
-from qlora_eval.rating.bt_bootstrap import (
-    bootstrap_bradley_terry,
-    bootstrap_bradley_terry_dense,
-    bootstrap_reference_loop,
-)
+from qlora_eval.rating.bt_bootstrap import bootstrap_bradley_terry
+from qlora_eval.rating.bt_reference import bootstrap_bradley_terry_dense, bootstrap_reference_loop
 from qlora_eval.rating.elo import (
     EloResult,
     elo_ratings,
