@@ -160,3 +160,38 @@ def test_hostile_answers_stay_text_and_keep_the_layout(browser: Any, tmp_path: P
         page.locator("#left .text").last.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "hostile.png"), full_page=True)
         page.close()
+
+
+def test_after_submitting_with_a_rationale_the_keys_choose_again(browser: Any, tmp_path: Path) -> None:
+    """Focus leaves the rationale box with each new task, so the next "2" chooses instead of being typed."""
+    db = tmp_path / "k.db"
+    seed_store(db, models=("alpha", "beta"), n_prompts=4)
+    token = new_rater(db, "kim")
+    with ServerThread(create_app(db, repeats_per_rater=0)) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{server.url}/rate?token={token}")
+        page.locator("#task").wait_for(state="visible")
+        progress = page.locator("#progress-text")
+        page.keyboard.press("1")
+        page.locator("#rationale").click()
+        page.keyboard.type("because")
+        page.keyboard.press("Enter")
+        expect(progress).to_have_text("1 of 4 done")
+        page.keyboard.press("2")  # no click in between
+        assert page.locator("#rationale").input_value() == ""
+        assert page.locator("input[value=right]").is_checked()
+        page.keyboard.press("Enter")
+        expect(progress).to_have_text("2 of 4 done")
+        # The same after a skip from the rationale box.
+        page.keyboard.press("3")
+        page.locator("#rationale").click()
+        page.locator("#skip").click()
+        expect(progress).to_have_text("3 of 4 done")
+        page.keyboard.press("4")
+        assert page.locator("input[value=both_bad]").is_checked()
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{server.url}/done")
+        page.close()
+    with Store(db) as s:
+        rationales = sorted(j.judgment.rationale for j in s.judgments(judges=["human:kim"]))
+    assert rationales == ["", "", "because"]

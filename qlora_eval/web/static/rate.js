@@ -113,6 +113,9 @@
     $("loading").hidden = true;
     $("task").hidden = false;
     window.scrollTo(0, 0);
+    // A new task starts with focus on the task itself, not in the rationale box (or on a button) of the last
+    // one, so the next "2" chooses instead of being typed.
+    $("task").focus({ preventScroll: true });
     busy = false;
   }
 
