@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from qlora_eval.errors import ConfigError
+from qlora_eval.paths import read_text
 from qlora_eval.types import GenerationSettings
 
 _SAMPLING_FIELDS = {"temperature": float, "top_p": float, "max_new_tokens": int, "seed": int, "do_sample": bool}
@@ -55,7 +56,7 @@ _TOP_FIELDS = {
     "batch_size",
     "rating",
 }
-#: Pairing schemes of a tournament or judge run (which model pairs meet); the one definition.
+#: Pairing schemes of a tournament or judge run (``--pairs``); the one definition. ``all``: every unordered pair.
 PAIRINGS = ("all",)
 
 
@@ -196,11 +197,12 @@ def load_tournament_config(path: Path) -> TournamentConfig:
         ConfigError: naming the file and the field, for unknown fields, wrong types, bad values and model specs.
     """
     source = str(path)
+    if not path.exists():
+        raise ConfigError("no such tournament file (see tournaments/*.yaml for examples)", source=source)
+    text = read_text(path, expected="a tournament YAML file (UTF-8)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError("no such tournament file (see tournaments/*.yaml for examples)", source=source) from exc
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise ConfigError(f"cannot read YAML: {exc}", source=source) from exc
     if not isinstance(data, dict):
         raise ConfigError("expected a YAML mapping of tournament fields", source=source)

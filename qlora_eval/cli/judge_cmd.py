@@ -33,7 +33,6 @@ from qlora_eval.judge.spec import DEFAULT_JUDGE, JudgeSpec, parse_judge_spec
 from qlora_eval.judge.templates import PROTOCOLS
 from qlora_eval.store import DEFAULT_DB, Store
 from qlora_eval.types import Prompt
-from qlora_eval.workflows.tournament import run_complete
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,12 +106,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             summary = judge(store, job, spec=spec, options=options, run_id=run_id, progress=not args.no_progress)
         finally:
-            status = "interrupted" if summary is None else ("done" if run_complete(summary) else "incomplete")
+            status = "interrupted" if summary is None else ("done" if summary.complete else "incomplete")
             store.finish_run(run_id, status, summary.to_dict() if summary else None)
     print(format_summary(summary, spec))
     if args.json:
         _write_json(args.json, summary.to_dict())
-    return 0 if run_complete(summary) else 1
+    return 0 if summary.complete else 1
 
 
 def format_summary(summary: JudgeRunSummary, spec: JudgeSpec) -> str:

@@ -13,13 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qlora_eval.config import PAIRINGS  # the one definition (``all``: every unordered pair, round robin)
 from qlora_eval.errors import ConfigError
 from qlora_eval.judge.base import JudgeRequest
 from qlora_eval.judge.templates import TemplateSet
 from qlora_eval.types import Answer, Judgment, Order, Prompt, Verdict
-
-#: Pairing schemes ``--pairs`` accepts. ``all``: every unordered pair of models (round robin).
-PAIRINGS = ("all",)
 
 
 @dataclass(frozen=True)

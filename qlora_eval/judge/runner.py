@@ -53,6 +53,11 @@ class JudgeRunSummary:
         """Judgments of this run's plan now in the store."""
         return self.already_stored + self.new
 
+    @property
+    def complete(self) -> bool:
+        """Every planned judgment is stored: none failed, none left unstarted (budget, batches in flight)."""
+        return self.failed == 0 and self.not_started == 0
+
     def to_dict(self) -> dict[str, int | float | bool]:
         return {
             "judgments": self.judgments,

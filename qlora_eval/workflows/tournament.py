@@ -59,12 +59,7 @@ class TournamentResult:
     @property
     def complete(self) -> bool:
         """Every planned judgment is stored (none failed, none left unstarted by the budget)."""
-        return run_complete(self.judging)
-
-
-def run_complete(summary: JudgeRunSummary) -> bool:
-    """Every planned judgment of a judge run is stored: none failed, none left unstarted by the budget."""
-    return summary.failed == 0 and summary.not_started == 0
+        return self.judging.complete
 
 
 def resolve_models(config: TournamentConfig) -> list[tuple[ModelSpec, GenerationSettings]]:
@@ -228,7 +223,7 @@ def run_tournament(
             )
             rated = rate(data)
             html = report_html(data, rated)
-            status = "done" if run_complete(summary) else "incomplete"
+            status = "done" if summary.complete else "incomplete"
         finally:
             store.finish_run(run_id, status, {"generated": generated, "reused_answers": reused})
     config.json.write_text(rated.document.dumps(), encoding="utf-8")
