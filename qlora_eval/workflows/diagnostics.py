@@ -52,8 +52,8 @@ def judge_diagnostics(
 
     judges = sorted({j.judge for j in judgments})
     agreements: list[dict[str, Any]] = []
+    ratings: dict[str, dict[str, float]] = {}
     if len(judges) > 1:
-        ratings: dict[str, dict[str, float]] = {}
         for judge in judges:
             own = [j.to_battle() for j in judgments if j.judge == judge]
             try:
@@ -63,9 +63,57 @@ def judge_diagnostics(
                 continue
             ratings[judge] = {r.model: r.rating for r in ranked.ratings}
         agreements = [a.to_dict() for a in judge_agreement(judgments, ratings)]
+    groups, majority = group_diagnostics(judgments, ratings, seed=seed)
     return Diagnostics(
         position_bias=result.bias.to_dict(),
         length_preference=result.length.to_dict() if result.length is not None else None,
         agreement=tuple(agreements),
         judge=judge,
+        groups=tuple(groups),
+        majority_agreement=tuple(majority),
     )
+
+
+def group_diagnostics(
+    judgments: Sequence[Judgment], ratings: dict[str, dict[str, float]], *, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Majority votes, Fleiss' kappa per judge group and each judge against each group's majority (with the rank
+    correlation of its ranking and the majority's), when two or more judges share prompts; else nothing.
+    """
+    import numpy as np
+
+    from qlora_eval.human.group_agreement import (
+        default_groups,
+        group_agreement,
+        majority_agreement,
+        majority_battles,
+        rank_correlation,
+    )
+    from qlora_eval.rating import RatingMethod, rank_battles
+
+    judges = sorted({j.judge for j in judgments})
+    prompts_by_judge = {name: {(j.prompt_set, j.prompt_id) for j in judgments if j.judge == name} for name in judges}
+    sharing = [a for a in judges if any(prompts_by_judge[a] & prompts_by_judge[b] for b in judges if b != a)]
+    if len(sharing) < 2:
+        return [], []
+    groups = default_groups(sharing)
+    units = [*groups, *sharing]
+    entries = [group_agreement(judgments, unit).to_dict() for unit in units]
+    majority = []
+    for group in units:
+        battles = majority_battles(judgments, group)
+        try:
+            ranked = rank_battles(battles, RatingMethod.ELO, AGREEMENT_ROUNDS, np.random.default_rng(seed))
+            group_ratings = {r.model: r.rating for r in ranked.ratings}
+        except QloraEvalError as exc:
+            log.info("the majority of %s cannot be ranked (%s); no rank correlation against it", group, exc)
+            group_ratings = {}
+        for judge in sharing:
+            if judge == group or (group.endswith("*") and judge.startswith(group[:-1])):
+                continue  # a judge against its own group's majority would be compared with itself
+            row = majority_agreement(judgments, judge, group)
+            if row.shared == 0:
+                continue
+            tau, rho = rank_correlation(ratings.get(judge, {}), group_ratings)
+            majority.append({**row.to_dict(), "kendall_tau": tau, "spearman_rho": rho})
+    return entries, majority

@@ -205,20 +205,30 @@ class Diagnostics:
         length_preference: how often the longer answer won (None without answer texts).
         agreement: one object per pair of judges with shared battles.
         judge: the tournament's judge (tournament documents only; None in rank documents).
+        groups: per judge and per judge group (``human:*``) sharing prompts with another judge: majority votes and
+            Fleiss' kappa among its raters (``qlora_eval.human.group_agreement``); empty with a single judge.
+        majority_agreement: each judge against each group's majority: Cohen's kappa, Kendall tau, Spearman rho.
     """
 
     position_bias: Mapping[str, Any] = field(default_factory=dict)
     length_preference: Mapping[str, Any] | None = None
     agreement: tuple[Mapping[str, Any], ...] = ()
     judge: str | None = None
+    groups: tuple[Mapping[str, Any], ...] = ()
+    majority_agreement: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         head = {"judge": self.judge} if self.judge is not None else {}
+        # Written only when two or more judges share prompts, so single-judge documents keep their shape.
+        groups = {"groups": [dict(g) for g in self.groups]} if self.groups else {}
+        majority = {"majority_agreement": [dict(m) for m in self.majority_agreement]} if self.majority_agreement else {}
         return {
             **head,
             "position_bias": dict(self.position_bias),
             "length_preference": dict(self.length_preference) if self.length_preference is not None else None,
             "agreement": [dict(a) for a in self.agreement],
+            **groups,
+            **majority,
         }
 
     @classmethod
@@ -230,6 +240,8 @@ class Diagnostics:
             length_preference=data.get("length_preference"),
             agreement=tuple(data.get("agreement") or ()),
             judge=data.get("judge"),
+            groups=tuple(data.get("groups") or ()),
+            majority_agreement=tuple(data.get("majority_agreement") or ()),
         )
 
 

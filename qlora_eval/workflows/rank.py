@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qlora_eval import __version__
-from qlora_eval.errors import ConfigError, ConvergenceError, InputError
+from qlora_eval.errors import ConfigError, ConvergenceError, InputError, nearest_names
 from qlora_eval.interchange import FORMATS, ImportOptions, read_inputs
 from qlora_eval.rating.fit_options import FitOptions
 from qlora_eval.types import Battle, Judgment, content_key, utc_now
@@ -134,10 +134,13 @@ def rank(request: RankRequest) -> RankOutcome:
 def rank_report_html(outcome: RankOutcome, request: RankRequest, *, title: str | None = None) -> str:
     """The HTML report of a ranking (imports the report, and with it matplotlib)."""
     from qlora_eval.report import ReportData, build_report
+    from qlora_eval.report.agreement import agreement_sections
 
     sections = (
         stored_mmlu_sections(request.db, [r.model for r in outcome.result.ratings]) if request.db is not None else ()
     )
+    diagnostics = outcome.document.diagnostics
+    sections = (*agreement_sections(diagnostics.groups, diagnostics.majority_agreement), *sections)
     metadata = run_metadata(outcome.document)
     data = ReportData(title=title or "Pairwise ranking", ranking=outcome.result, metadata=metadata, sections=sections)
     return build_report(data)
@@ -197,13 +200,19 @@ def select(judgments: Sequence[Judgment], judges: Sequence[str] | None, models: 
         known = {j.judge for j in judgments}
         unknown = sorted(set(judges) - known)
         if unknown:
-            raise InputError(f"no verdicts by judge(s) {', '.join(unknown)}; known judges: {', '.join(sorted(known))}")
+            raise InputError(
+                f"no verdicts by judge(s) {', '.join(unknown)}; known judges: {', '.join(sorted(known))}"
+                + nearest_names(unknown, known)
+            )
         judgments = [j for j in judgments if j.judge in set(judges)]
     if models is not None:
         known = {j.model_a for j in judgments} | {j.model_b for j in judgments}
         unknown = sorted(set(models) - known)
         if unknown:
-            raise InputError(f"no battles of model(s) {', '.join(unknown)}; known models: {', '.join(sorted(known))}")
+            raise InputError(
+                f"no battles of model(s) {', '.join(unknown)}; known models: {', '.join(sorted(known))}"
+                + nearest_names(unknown, known)
+            )
         wanted = set(models)
         judgments = [j for j in judgments if j.model_a in wanted and j.model_b in wanted]
     if not judgments:
