@@ -87,6 +87,10 @@ def run_relative(args: argparse.Namespace) -> int:
     """``rank --method relative``: each model's score as a percentage of ``--reference``'s (store only)."""
     if args.reference is None:
         raise ConfigError("--method relative needs --reference MODEL (e.g. --reference answer-gpt35)")
+    if fit_command_parts(args):
+        raise ConfigError(
+            f"{' '.join(fit_command_parts(args)[::2])} apply to --method elo or bt, not to --method relative; drop them"
+        )
     if args.db is None or args.inputs:
         raise ConfigError(
             "--method relative reads a store: the relative reviews name answers by id, so import the generation "

@@ -117,6 +117,18 @@ def test_place_refuses_batch_and_a_missing_board(
     assert "judge a round robin first" in capsys.readouterr().err and fake.calls == 0
 
 
+def test_budget_caps_the_whole_placement(db: Path, fake: FakeOpenAI, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  fake-judge: {input_per_mtok: 1000, output_per_mtok: 1000}\n")
+    out = tmp_path / "b.json"
+    code = _place(db, fake, "--prices", str(prices), "--budget-usd", "3", "--concurrency", "1", "--json", str(out))
+    placement = RankDocument.load(out).placement
+    assert code == 1 and placement is not None and placement["stopped"] == "budget"
+    assert 0 < fake.calls < N_PROMPTS * 2  # stopped inside the first rival, nothing beyond the budget
+    with Store(db) as store:
+        assert store.runs()[-1].status == "incomplete"
+
+
 # -- the pure loop ------------------------------------------------------------------------------------------------
 
 STRENGTH = {"a": -300.0, "b": -150.0, "c": 0.0, "d": 150.0, "e": 300.0, "x": 80.0}
