@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 "--host", type=host_name, default="127.0.0.1", help="host in the printed link (default 127.0.0.1)"
             )
             p.add_argument("--port", type=port_number, default=8000, help="port in the printed link (default 8000)")
+            p.add_argument(
+                "--https", action="store_true", help="print an https:// link (serve behind a TLS proxy; see README)"
+            )
 
     add = sub.add_parser("add", help="create a rater; prints their link and (last line) their token")
     add.add_argument("name", help="the rater's name (letters, digits, _ . -); votes are stored as human:NAME")
@@ -59,22 +62,22 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "add":
             token = add_rater(store, args.name)
             print(f"rater {args.name} added; send them this link (it works until `raters revoke {args.name}`):")
-            print(token_link(args.host, args.port, "/rate", token))
+            print(token_link(args.host, args.port, "/rate", token, https=args.https))
             print(token)
         elif args.action == "token":
             token = new_rater_token(store, args.name)
             print(f"new token for {args.name} (the old one no longer works); their link:")
-            print(token_link(args.host, args.port, "/rate", token))
+            print(token_link(args.host, args.port, "/rate", token, https=args.https))
             print(token)
         elif args.action == "restore":
             token = restore_rater(store, args.name)
             print(f"rater {args.name} restored with a new token (the revoked one stays dead); their link:")
-            print(token_link(args.host, args.port, "/rate", token))
+            print(token_link(args.host, args.port, "/rate", token, https=args.https))
             print(token)
         elif args.action == "rotate-admin":
             token = rotate_admin(store)
             print("new admin token (the old one no longer works); the admin page:")
-            print(token_link(args.host, args.port, "/admin", token))
+            print(token_link(args.host, args.port, "/admin", token, https=args.https))
             print(token)
         elif args.action == "revoke":
             revoke_rater(store, args.name)

@@ -153,3 +153,14 @@ def test_serve_on_a_port_in_use_fails_clearly(tmp_path: Path, capsys: pytest.Cap
         assert main(["serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_links_for_a_server_behind_tls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "r.db"
+    argv = ["raters", "add", "tia", "--db", str(db), "--create", "--host", "rating.example.org", "--port", "443"]
+    assert main([*argv, "--https"]) == 0
+    out = lines(capsys)
+    assert out[-2] == f"https://rating.example.org/rate?token={out[-1]}"
+    assert main(["raters", "rotate-admin", "--db", str(db), "--host", "::1", "--port", "8443", "--https"]) == 0
+    out = lines(capsys)
+    assert out[-2] == f"https://[::1]:8443/admin?token={out[-1]}"

@@ -9,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
-
-httpx = pytest.importorskip("httpx")
 
 from tests.web.helpers import free_port, new_rater, seed_store
 
