@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "judge": ("judge_cmd", "judge stored answers pairwise"),
     "tournament": ("tournament_cmd", "generate, judge, rate and report in one go"),
     "place": ("place_cmd", "add a model to a leaderboard by judging it against a few rivals"),
-    "raters": ("raters_cmd", "manage human raters (add, list, revoke)"),
+    "raters": ("raters_cmd", "manage human raters (add, list, revoke, restore)"),
     "serve": ("serve_cmd", "serve the human-rating web form"),
     "train": ("train_cmd", "QLoRA-finetune a model (the Guanaco recipe)"),
     "merge": ("merge_cmd", "merge a LoRA adapter into a 16-bit model"),
