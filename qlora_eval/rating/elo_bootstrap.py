@@ -47,6 +47,7 @@ def _bootstrap_replay(
     rounds, m = out.shape
     n_prompts = offsets.shape[0] - 1
     picks = np.empty(n_prompts, dtype=np.int64)
+    buf = np.empty(records.shape[0], dtype=np.int64)  # a round draws about n battles; grown when it draws more
     for r in range(rounds):
         s0, s1, s2, s3 = _seed(keys[r])
         total = 0
@@ -54,7 +55,8 @@ def _bootstrap_replay(
             j, s0, s1, s2, s3 = _bounded(_U64(n_prompts), s0, s1, s2, s3)
             picks[i] = np.int64(j)
             total += offsets[picks[i] + 1] - offsets[picks[i]]
-        buf = np.empty(total, dtype=np.int64)
+        if total > buf.shape[0]:
+            buf = np.empty(total, dtype=np.int64)
         pos = 0
         for i in range(n_prompts):
             for t in range(offsets[picks[i]], offsets[picks[i] + 1]):
