@@ -104,8 +104,9 @@ def style_inputs(
             raise InputError(
                 f"--control {','.join(c.value for c in fit.controls)} needs the text of both answers of every verdict, "
                 f"but the verdict of {j.judge} on {j.prompt_set}/{j.prompt_id} ({j.model_a} vs {j.model_b}) has no "
-                "stored answer: rank --db a store holding the answers (judged there, or imported with answers "
-                "linked, e.g. qlora-generations then qlora-relative/own JSONL), or drop --control"
+                "stored answer: rank --db a store holding the answers (judged there, or imported with the answers: "
+                "--format answers or qlora-generations, then verdicts in --format jsonl with answer_a_key/"
+                "answer_b_key), or drop --control"
             )
         texts_a.append(a)
         texts_b.append(b)

@@ -137,6 +137,19 @@ def test_style_control_needs_answers_and_works_on_a_store(
     assert {m["model"] for m in adjustments["style"]["models"]} == set(MODELS)
     # The fake judge prefers the longer answer, so the length coefficient is large and positive.
     assert adjustments["style"]["coefficients"][0]["elo"] > 100
+    # Imports that link verdicts to answers work too: export both from the store, import into a fresh one.
+    answers, verdicts, fresh = tmp_path / "answers.jsonl", tmp_path / "verdicts.jsonl", tmp_path / "fresh.db"
+    assert main(["export", "--db", str(db), "--what", "answers", "--format", "jsonl", "-o", str(answers)]) == 0
+    assert main(["export", "--db", str(db), "--what", "judgments", "--format", "jsonl", "-o", str(verdicts)]) == 0
+    assert main(["import", str(answers), "--format", "jsonl", "--db", str(fresh)]) == 0
+    assert main(["import", str(verdicts), "--format", "jsonl", "--db", str(fresh)]) == 0
+    imported = tmp_path / "imported.json"
+    argv[argv.index("--db") + 1] = str(fresh)
+    argv[argv.index("--json") + 1] = str(imported)
+    code, _, err = run_cli(capsys, *argv, "--control", "length,markdown")
+    assert code == 0, err
+    again = RankDocument.load(imported).ranking.adjustments
+    assert again is not None and again["style"]["models"] == adjustments["style"]["models"]
 
 
 def test_tournament_yaml_rating_and_flags(tmp_path: Path) -> None:
