@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from qlora_eval.train.config import DEFAULT_PRESET, OPTIMIZERS, PRESETS, DatasetFormat, make_config
+from qlora_eval.train.config import ATTENTIONS, DEFAULT_PRESET, LOSSES, OPTIMIZERS, PRESETS, DatasetFormat, make_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +59,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="keep activations (faster, more memory)",
     )
+    parser.add_argument(
+        "--no-shuffle", dest="shuffle", action="store_false", default=None, help="train the examples in file order"
+    )
+    parser.add_argument(
+        "--no-packing",
+        dest="packing",
+        action="store_false",
+        default=None,
+        help="padded passes of --per-device-batch-size sequences instead of packed token-budget passes",
+    )
+    parser.add_argument(
+        "--max-tokens-per-batch", type=int, help="tokens per packed pass (default 2048; more: faster, more memory)"
+    )
+    parser.add_argument("--loss", choices=list(LOSSES), help="head + cross-entropy: chunked (default), plain, liger")
+    parser.add_argument("--loss-chunk-tokens", type=int, help="target tokens per loss chunk (default 1024)")
+    parser.add_argument(
+        "--attention", choices=list(ATTENTIONS), help="auto (varlen flash on CUDA when packing, default), sdpa, varlen"
+    )
+    parser.add_argument("--mmlu-every", type=int, help="evaluate MMLU every N optimizer steps (and at the end)")
+    parser.add_argument("--mmlu-limit", type=int, help="MMLU questions per evaluation (default 200)")
+    parser.add_argument(
+        "--mmlu-data", type=Path, help="QLoRA-format MMLU file ({subject, input, output}) for --mmlu-every"
+    )
     parser.add_argument("--bits", type=int, choices=[4, 16, 32], help="base precision (4 = QLoRA NF4)")
     parser.add_argument(
         "--compute-dtype",
@@ -76,6 +100,32 @@ def default_compute_dtype() -> str:
     import torch
 
     return "bfloat16" if torch.cuda.is_available() else "float32"
+
+
+def mmlu_evaluator(data: Path | None, limit: int) -> Any:
+    """MMLU during training with the bench's scorer (QLoRA prompts, zero-shot as the paper's script).
+
+    The ``limit`` questions are spread evenly over the file (it is sorted by subject), so a small
+    limit still covers many subjects.
+
+    Raises:
+        ConfigError: no ``--mmlu-data`` file.
+    """
+    from qlora_eval.bench.mmlu import Mode, evaluate, load_qlora_file, shots_in_qlora_input
+    from qlora_eval.errors import ConfigError
+
+    if data is None:
+        raise ConfigError("--mmlu-every needs --mmlu-data FILE (e.g. QLoRA's zero_shot_mmlu_val.json)")
+    items = load_qlora_file(data)
+    if limit < len(items):
+        items = [items[i * len(items) // limit] for i in range(limit)]
+    shots = shots_in_qlora_input(items[0].qlora_input or "")
+
+    def run_mmlu(model: Any, tokenizer: Any) -> dict[str, float]:
+        result = evaluate(model, tokenizer, items, mode=Mode.QLORA, shots=shots)
+        return {"accuracy": result.accuracy, "macro_accuracy": result.macro_accuracy, "n": float(result.n)}
+
+    return run_mmlu
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,8 +169,17 @@ def run(args: argparse.Namespace) -> int:
         compute_dtype=args.compute_dtype or default_compute_dtype(),
         seed=args.seed,
         save_every=args.save_every,
+        shuffle=args.shuffle,
+        packing=args.packing,
+        max_tokens_per_batch=args.max_tokens_per_batch,
+        loss=args.loss,
+        loss_chunk_tokens=args.loss_chunk_tokens,
+        attention=args.attention,
+        mmlu_every=args.mmlu_every,
+        mmlu_limit=args.mmlu_limit,
     )
-    result = train(config, progress=not args.no_progress, resume=args.resume)
+    evaluator = mmlu_evaluator(args.mmlu_data, config.mmlu_limit) if config.mmlu_every is not None else None
+    result = train(config, progress=not args.no_progress, resume=args.resume, evaluator=evaluator)
     if not result.is_main_process:
         return 0
     write_card(config, result)

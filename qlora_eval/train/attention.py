@@ -89,6 +89,7 @@ def _varlen_forward(
             k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
             v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
     out = varlen_attn(q, k, v, offsets, offsets, max_length, max_length, **options)
+    assert not isinstance(out, tuple)  # no auxiliary output was asked for
     return out.unsqueeze(0), None
 
 

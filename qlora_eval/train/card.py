@@ -96,6 +96,11 @@ def write_loss_plot(result: TrainResult, path: Path, title: str) -> Path:
     ax.set_ylabel("loss (mean over target tokens)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
+    scored = [e for e in result.evaluations if "mmlu_accuracy" in e]
+    if scored:  # MMLU during training, on its own axis
+        ax2 = ax.twinx()
+        ax2.plot([e["step"] for e in scored], [e["mmlu_accuracy"] for e in scored], "o-", color="tab:orange")
+        ax2.set_ylabel("MMLU accuracy", color="tab:orange")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
