@@ -100,3 +100,44 @@ def nearest_names(unknown: Sequence[str], known: Iterable[str]) -> str:
         if near:
             hints.append(f"{near[0]!r} for {name!r}")
     return f" (did you mean {', '.join(hints)}?)" if hints else ""
+
+
+def _unsafe_char(char: str) -> bool:
+    """Control characters (C0, DEL, C1) and the bidi embeddings, overrides and isolates (U+202A-202E, U+2066-2069)."""
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
+
+
+def check_name(name: str, what: str, *, where: str | None = None, line: int | None = None) -> str:
+    """Refuse a model or rater name that could forge output: control characters (a newline, a tab, ESC ...) or
+    bidi overrides/isolates, which let a name start a fake Markdown heading or reverse the text shown after it.
+
+    The one validator for names from every door: interchange imports, the CLI (``--models``, ``--model``,
+    ``--rename``, ``raters add``) and tournament YAML.
+
+    Args:
+        name: the name.
+        what: what it names, for the message (``"model name"``, ``"rater name"``).
+        where: the file or option it came from (``"--models"``, a path).
+        line: the line of ``where``, if a file.
+
+    Returns:
+        ``name`` unchanged.
+
+    Raises:
+        InputError: naming the first bad character by its code point, and where the name came from.
+    """
+    bad = next((c for c in name if _unsafe_char(c)), None)
+    if bad is not None:
+        raise InputError(
+            f"{what} {name!r} contains the character U+{ord(bad):04X} (a control character or bidi override); "
+            "names must be plain printable text: rename it",
+            source=where,
+            line=line,
+        )
+    return name
+
+
+def escape_unsafe(text: str) -> str:
+    """``text`` with every control or bidi character shown as ``\\uXXXX`` (for output built from untrusted files)."""
+    return "".join(f"\\u{ord(c):04x}" if _unsafe_char(c) else c for c in text)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from qlora_eval.errors import InputError
+
 CACHE_ENV = "QLORA_EVAL_CACHE"
 DATA_ENV = "QLORA_EVAL_DATA"
 
@@ -27,3 +29,32 @@ def data_dir(explicit: Path | None = None) -> Path | None:
         return explicit
     value = os.environ.get(DATA_ENV)
     return Path(value) if value else None
+
+
+def read_text(path: str | Path, *, expected: str = "") -> str:
+    """A text file's content decoded as UTF-8, or an InputError naming the file (never a traceback).
+
+    Every file the CLI reads as text goes through here, so bytes that are not UTF-8 give the same clear
+    message with the byte offset of the first bad byte.
+
+    Args:
+        path: the file.
+        expected: what the file should be (e.g. ``"a tournament YAML file"``), added to the message.
+
+    Raises:
+        InputError: the file is missing, unreadable, or not UTF-8 text.
+    """
+    source = str(path)
+    hint = f"; expected {expected}" if expected else ""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"file not found; check the path{hint}", source=source) from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"is a folder, not a file{hint}", source=source) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8{hint}", source=source
+        ) from exc
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc.strerror or exc}){hint}", source=source) from exc

@@ -133,9 +133,10 @@ def parse_manifest(path: Path) -> PromptSetManifest:
     Raises:
         ConfigError: naming the file and field when something is missing or wrong.
     """
+    text = paths.read_text(path, expected="a prompt-set manifest (YAML)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise ConfigError(f"cannot read the manifest: {exc}", source=str(path)) from exc
     if not isinstance(data, dict):
         raise ConfigError("a manifest must be a mapping", source=str(path))
@@ -342,10 +343,7 @@ def _user_turns(value: Any, field: str, source: str, line: int) -> tuple[Message
 
 
 def _read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file: {exc}", source=str(path)) from exc
+    text = paths.read_text(path, expected="a JSONL prompt file")
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -359,12 +357,14 @@ def _read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
 
 
 def _read_csv(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    import io
+
+    text = paths.read_text(path, expected="a CSV prompt file")
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            for row in reader:
-                yield reader.line_num, dict(row)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:
+            yield reader.line_num, dict(row)
+    except csv.Error as exc:
         raise InputError(f"cannot read the CSV file: {exc}", source=str(path)) from exc
 
 

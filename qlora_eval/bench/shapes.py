@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qlora_eval.errors import ConfigError
+from qlora_eval.paths import read_text
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -64,9 +65,10 @@ def shape_config(shape: str) -> tuple[str, PretrainedConfig]:
         raise ConfigError(
             f"unknown shape {shape!r}: use one of {', '.join(SHAPES)} or the path of a transformers config.json"
         )
+    text = read_text(path, expected="a transformers config.json")
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"cannot read the model config: {exc}", source=str(path)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
         raise ConfigError("a model config needs a 'model_type' field (e.g. \"llama\")", source=str(path))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval.errors import InputError
+from qlora_eval.paths import read_text  # the one UTF-8 text reader (L1); importers use it from here
 from qlora_eval.prompts import file_sha256 as sha256_file  # the one file hash (L1)
 from qlora_eval.types import Answer, Judgment, Prompt
 
@@ -152,20 +153,6 @@ class Format:
     default_prompt_set: str | None
     read: Callable[[Path, ImportOptions], Imported]
     description: str = field(default="")
-
-
-def read_text(path: Path) -> str:
-    """A file's text as UTF-8, or an InputError saying why it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputError("file not found; check the path", source=str(path)) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8", source=str(path)
-        ) from exc
-    except OSError as exc:
-        raise InputError(f"cannot read the file: {exc.strerror}", source=str(path)) from exc
 
 
 def iter_jsonl(path: Path, text: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -134,7 +134,7 @@ def _load(files: _Files, protocol: str, data_dir: Path | None, cache_dir: Path |
 
 def _rows(path: Path, fields: tuple[str, ...]) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(paths.read_text(path, expected="a JSONL file").splitlines(), start=1):
         if not line.strip():
             continue
         try:

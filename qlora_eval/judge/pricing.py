@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from qlora_eval.errors import ConfigError
+from qlora_eval.paths import read_text
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,10 @@ def estimate_tokens(chars: int, chars_per_token: float) -> int:
 
 
 def _read_prices(path: Path) -> tuple[dict[str, Price], dict[str, Price]]:
+    text = read_text(path, expected="a price table (YAML)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise ConfigError(f"cannot read the price table: {exc}", source=str(path)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise ConfigError("expected 'models: {MODEL: {input_per_mtok: X, output_per_mtok: Y}}'", source=str(path))

@@ -26,6 +26,7 @@ import yaml
 from qlora_eval.errors import ConfigError
 from qlora_eval.judge.paper_parse import parse_paper_three_class, parse_score_pair
 from qlora_eval.judge.parse import parse_verdict
+from qlora_eval.paths import read_text
 from qlora_eval.types import Message, Prompt, Role, Verdict
 
 _PLACEHOLDERS = ("{conversation}", "{question}", "{answer_1}", "{answer_2}")
@@ -268,9 +269,10 @@ def load_templates(folder: Path | None = None) -> TemplateSet:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    text = read_text(path, expected="a judge template YAML file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise ConfigError(f"cannot read YAML: {exc}", source=str(path)) from exc
     if not isinstance(data, dict):
         raise ConfigError("expected a YAML mapping", source=str(path))

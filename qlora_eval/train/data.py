@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval.errors import InputError, MissingDependencyError
+from qlora_eval.paths import read_text
 from qlora_eval.train.config import OASST1_HUB_ID, DatasetFormat
 
 # The Alpaca prompts exactly as the QLoRA repository uses them.
@@ -94,7 +95,7 @@ def load_examples(
         raise InputError("training data file not found; pass an existing JSONL file or 'oasst1'", source=dataset)
     raw = path.read_bytes()
     examples = []
-    for number, line in enumerate(raw.decode("utf-8", errors="strict").splitlines(), start=1):
+    for number, line in enumerate(read_text(path, expected="a JSONL training file").splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval.errors import InputError
+from qlora_eval.paths import read_text
 
 #: Version of the layout written by this code; files without the key are version 0 (the same layout).
 SCHEMA_VERSION = 1
@@ -353,12 +354,7 @@ class RankDocument:
 
 
 def read_json(path: str | Path) -> Any:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"cannot read it ({exc.strerror}); pass a file written by qlora-eval rank --json", source=str(path)
-        ) from exc
+    text = read_text(path, expected="a file written by qlora-eval rank --json")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from qlora_eval import __version__
 from qlora_eval.errors import InputError
+from qlora_eval.paths import read_text
 from qlora_eval.types import utc_now
 
 if TYPE_CHECKING:
@@ -26,12 +27,9 @@ def load_mmlu_runs(paths: Sequence[Path]) -> list[MmluRun]:
 
     runs = []
     for path in paths:
+        text = read_text(path, expected="a qlora-eval mmlu --json file")
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise InputError(
-                f"cannot read it ({err.strerror}); pass a qlora-eval mmlu --json file", source=str(path)
-            ) from err
+            document = json.loads(text)
         except json.JSONDecodeError as err:
             raise InputError(f"not JSON: {err.msg}", source=str(path), line=err.lineno) from err
         runs.append(MmluRun.from_document(document, source=str(path)))

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval.errors import InputError
+from qlora_eval.paths import read_text
+from qlora_eval.workflows.check import md_escape
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,13 @@ class RelativeCheck:
 
 def load_json(path: str | Path) -> dict[str, Any]:
     """A JSON document as a dict (InputError naming the file when it is not one)."""
+    text = read_text(path, expected="a file written by qlora-eval rank --json")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read a JSON document: {exc}", source=str(path)) from exc
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"not JSON ({exc.msg}); expected rank --json output", source=str(path), line=exc.lineno
+        ) from exc
     if not isinstance(data, dict):
         raise InputError("expected a JSON object (rank --json output)", source=str(path))
     return data
@@ -42,7 +47,13 @@ def is_relative(document: dict[str, Any]) -> bool:
 
 
 def check_relative(
-    baseline: dict[str, Any], candidate: dict[str, Any], *, max_drop: float, fail_on_missing: bool, source: str
+    baseline: dict[str, Any],
+    candidate: dict[str, Any],
+    *,
+    max_drop: float,
+    allow_missing: bool = False,
+    allow_different: bool = False,
+    source: str,
 ) -> RelativeCheck:
     """Compare two relative documents model by model.
 
@@ -61,6 +72,14 @@ def check_relative(
             f"{candidate.get('reference')!r}); percentages of different references cannot be compared",
             source=source,
         )
+    for key in ("prompt_sets", "judges"):  # different verdicts give percentages that are not comparable
+        base_values, cand_values = sorted(baseline.get(key) or ()), sorted(candidate.get(key) or ())
+        if base_values != cand_values and not allow_different:
+            raise InputError(
+                f"the documents are of different {key.replace('_', ' ')} (baseline {base_values}, candidate "
+                f"{cand_values}); rank both on the same ones, or pass --allow-different to compare anyway",
+                source=source,
+            )
     base, cand = _rows(baseline, "baseline"), _rows(candidate, source)
     rows = []
     failed = False
@@ -77,7 +96,7 @@ def check_relative(
         rows.append((model, percent, new, status))
     missing = tuple(sorted(set(base) - set(cand)))
     return RelativeCheck(
-        str(baseline["reference"]), tuple(rows), missing, failed or (fail_on_missing and bool(missing))
+        str(baseline["reference"]), tuple(rows), missing, failed or (bool(missing) and not allow_missing)
     )
 
 
@@ -92,9 +111,9 @@ def relative_summary_markdown(result: RelativeCheck, max_drop: float) -> str:
         "| model | baseline % | candidate % | change | status |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
-    lines += [f"| {m} | {b:.1f} | {c:.1f} | {c - b:+.1f} | {s} |" for m, b, c, s in result.rows]
+    lines += [f"| {md_escape(m)} | {b:.1f} | {c:.1f} | {c - b:+.1f} | {s} |" for m, b, c, s in result.rows]
     if result.missing:
-        lines += ["", f"missing from the candidate: {', '.join(result.missing)}"]
+        lines += ["", f"missing from the candidate: {md_escape(', '.join(result.missing))}"]
     lines += ["", "**FAILED**" if result.failed else "passed"]
     return "\n".join(lines) + "\n"
 

@@ -63,7 +63,9 @@ def test_missing_models_reported_and_optionally_fatal(tmp_path: Path, capsys: py
     cand = tmp_path / "cand.json"
     cand.write_text(json.dumps(doc))
     args = ["check", "--baseline", str(base), "--candidate", str(cand), "--max-drop", "10"]
-    code, out, _ = run_cli(capsys, *args)
+    code, out, _ = run_cli(capsys, *args)  # issue 14: missing is a failure by default
+    assert code == 1 and "**Missing from the candidate:** `delta`" in out
+    code, out, _ = run_cli(capsys, *args, "--allow-missing")
     assert code == 0 and "**Missing from the candidate:** `delta`" in out
     assert run_cli(capsys, *args, "--fail-on-missing")[0] == 1
 

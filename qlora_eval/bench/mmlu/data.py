@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval.errors import InputError
+from qlora_eval.paths import read_text
 
 LETTERS = ("A", "B", "C", "D")
 
@@ -157,10 +158,7 @@ def load_qlora_file(path: Path) -> list[MmluItem]:
         InputError: naming the file and line of a malformed record.
     """
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read the MMLU file: {exc}", source=source) from exc
+    text = read_text(path, expected="an MMLU JSON/JSONL file")
     records: list[tuple[int, Any]] = []
     if text.lstrip().startswith("["):
         try:
