@@ -8,6 +8,7 @@ from pathlib import Path
 from qlora_eval import paths
 from qlora_eval.interchange import FORMATS, ImportOptions, parse_renames, read_inputs
 from qlora_eval.interchange.storing import store_imported
+from qlora_eval.interchange.votes import CONFLICT_POLICIES
 from qlora_eval.store import DEFAULT_DB, Store
 
 
@@ -41,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="give model OLD the name NEW (repeatable; any format), e.g. --rename answer-gpt35=chatgpt",
     )
     parser.add_argument(
+        "--conflicts",
+        choices=CONFLICT_POLICIES,
+        default="stop",
+        help="a machine verdict that differs from a stored one for the same call: stop (default: store nothing, "
+        "name both places) or keep (store it as a repeated sample for judge-noise statistics)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -58,11 +66,12 @@ def run(args: argparse.Namespace) -> int:
     )
     batch = read_inputs(args.inputs, args.format, options)
     with Store(args.db) as store:
-        counts = store_imported(store, batch)
+        counts = store_imported(store, batch, conflicts=args.conflicts)
     files = len(batch.sources)
     print(f"read {batch.records} records from {files} file{'s' if files != 1 else ''} into {args.db}")
     if batch.judgments:
-        print(f"judgments: {counts.judgments_new} new, {counts.judgments_duplicate} duplicate")
+        samples = f", {counts.judgments_samples} kept as repeated samples" if counts.judgments_samples else ""
+        print(f"judgments: {counts.judgments_new} new, {counts.judgments_duplicate} duplicate{samples}")
     if batch.answers:
         print(f"answers: {counts.answers_new} new, {counts.answers_duplicate} duplicate")
         print(f"prompts: {counts.prompts_new} new")

@@ -57,7 +57,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
                 prompt_id=prompt_id if prompt_id is not None else f"{path.name}:{number}",
                 verdict=verdict,
                 order=Order.FORWARD if model_a <= model_b else Order.SWAPPED,  # Order.of, inlined
-                source=source,
+                source=f"{source}:{number}",  # file:line, so a conflict can name the line
                 created_at=stamp,
             )
         )

@@ -74,7 +74,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
                     order=Order.of(first, second),
                     rationale=row.optional_string(text_field) or "",
                     settings={**settings, "game": game},
-                    source=str(path),
+                    source=f"{path}:{number}",  # file:line, so a conflict can name the line
                     created_at=stamp,
                 )
             )

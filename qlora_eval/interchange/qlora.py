@@ -129,7 +129,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
                 order=order,
                 rationale=row.optional_string("text") or "",
                 settings={"threeclass": three_class},
-                source=str(path),
+                source=f"{path}:{number}",  # file:line, so a conflict can name the line
                 created_at=stamp,
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 from qlora_eval.interchange.answers import IMPORTED_SPEC_PREFIX
 from qlora_eval.interchange.base import Imported
 from qlora_eval.interchange.qlora_relative import resolve
+from qlora_eval.interchange.votes import number_votes, resolve_conflicts
 from qlora_eval.store import Store
+from qlora_eval.types import Judgment
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class ImportCounts:
     relative_new: int = 0
     relative_duplicate: int = 0
     relative_invalid: int = 0
+    judgments_samples: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -35,20 +39,32 @@ class ImportCounts:
             "relative_new": self.relative_new,
             "relative_duplicate": self.relative_duplicate,
             "relative_invalid": self.relative_invalid,
+            "judgments_samples": self.judgments_samples,
         }
 
 
-def store_imported(store: Store, batch: Imported) -> ImportCounts:
+def store_imported(store: Store, batch: Imported, *, conflicts: str = "stop") -> ImportCounts:
     """Store a batch's prompts, models, answers and judgments in one transaction.
+
+    Human votes are each kept as an observation; a machine verdict that contradicts a stored one (or another
+    line of the batch) with the same key stops the import (``conflicts="stop"``) or is stored as a repeated
+    sample (``"keep"``); see :mod:`qlora_eval.interchange.votes`.
 
     Models are recorded with the spec ``imported:<name>`` unless the store knows them already. Answer ids
     are recorded with the answers; relative reviews are resolved against the answer ids stored (including
     this batch's), and an id that cannot be resolved stops the import with nothing stored.
 
     Raises:
-        InputError: a relative review whose answer ids cannot be resolved (file and line named).
+        InputError: a relative review whose answer ids cannot be resolved (file and line named), or a conflicting
+            machine verdict under ``conflicts="stop"`` (both places named); nothing is stored then.
     """
+    judgments = number_votes(batch.judgments, {f.path: f.sha256 for f in batch.sources})
+
+    def stored(keys: Sequence[str]) -> dict[str, tuple[Judgment, int | None]]:
+        return {k: (v.judgment, v.run_id) for k, v in store.judgments_by_key(keys).items()}
+
     with store.atomic():
+        judgments = resolve_conflicts(judgments, stored, conflicts)
         prompts_new = 0
         key = lambda p: (p.set_version, p.set_hash)  # noqa: E731 - groupby needs the same key twice
         for (version, set_hash), group in groupby(sorted(batch.prompts, key=key), key=key):
@@ -57,7 +73,7 @@ def store_imported(store: Store, batch: Imported) -> ImportCounts:
             store.add_model(model, IMPORTED_SPEC_PREFIX + model)
         answers_new = store.add_answers(batch.answers)
         store.add_answer_ids((i.external_id, i.answer_key) for i in batch.answer_ids)
-        judgments_new = store.add_judgments(batch.judgments)
+        judgments_new = store.add_judgments(judgments)
         relative = []
         if batch.relative:
             wanted = {r.answer1_id for r in batch.relative} | {r.answer2_id for r in batch.relative}
@@ -65,11 +81,12 @@ def store_imported(store: Store, batch: Imported) -> ImportCounts:
         relative_new = store.add_relative_judgments(relative)
     return ImportCounts(
         judgments_new=judgments_new,
-        judgments_duplicate=len(batch.judgments) - judgments_new,
+        judgments_duplicate=len(judgments) - judgments_new,
         answers_new=answers_new,
         answers_duplicate=len(batch.answers) - answers_new,
         prompts_new=prompts_new,
         relative_new=relative_new,
         relative_duplicate=len(relative) - relative_new,
         relative_invalid=sum(j.is_invalid for j in relative),
+        judgments_samples=sum("sample" in j.settings for j in judgments),
     )

@@ -8,7 +8,8 @@ This package is the only place in qlora-eval with SQL. Callers use the typed met
 * ``records``: prompts, models, answers, judgments, judge failures;
 * ``runs``: runs and benchmark results;
 * ``batches``: Batch API submissions and the judgment keys they hold in flight;
-* ``human``: raters, the admin token, rating tasks, assignments and votes.
+* ``human``: raters, the admin token, rating tasks, assignments and votes;
+* ``verdicts``: stored judgments by key (imports tell duplicates from conflicting verdicts).
 
 The store is safe to share between threads of one process (one connection behind a lock).
 """
@@ -31,9 +32,10 @@ from qlora_eval.store.records import JudgeFailure, RecordsMixin, StoredJudgment,
 from qlora_eval.store.relative import AnswerRef, RelativeMixin
 from qlora_eval.store.runs import RunRecord, RunsMixin
 from qlora_eval.store.schema import MIGRATIONS, latest_version
+from qlora_eval.store.verdicts import VerdictsMixin
 
 
-class Store(RecordsMixin, RunsMixin, HumanMixin, RelativeMixin, BatchesMixin):
+class Store(RecordsMixin, RunsMixin, HumanMixin, RelativeMixin, BatchesMixin, VerdictsMixin):
     """A handle on one SQLite store file.
 
     Use as a context manager, or call ``close()``::

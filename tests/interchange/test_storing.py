@@ -37,6 +37,16 @@ def test_store_keeps_one_row_per_key_and_reimport_adds_nothing(
             paths.append(write_qlora(sub, a, b, scores, first_id=first_id))
         batch = read_inputs(paths, "qlora", ImportOptions())
         keys = [j.judgment_key for j in batch.judgments]
+        verdicts: dict[str, set[str]] = {}
+        for j in batch.judgments:
+            verdicts.setdefault(j.judgment_key, set()).add(j.verdict.value)
+        if any(len(v) > 1 for v in verdicts.values()):
+            # Issue 12: a different verdict for the same call is a conflict, never "1 duplicate": nothing stored.
+            with Store(folder / "s.db") as store:
+                with pytest.raises(InputError, match="conflicting verdict"):
+                    store_imported(store, batch)
+                assert store.judgments() == []
+            return
         with Store(folder / "s.db") as store:
             counts = store_imported(store, batch)
             assert counts.judgments_new == len(set(keys))
