@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -82,15 +83,14 @@ class _Units:
         a, b: shape ``(U,)``, first- and second-shown model.
         outcome: shape ``(U,)``, ``_FIRST``/``_SECOND``/``_TIE``.
         z: shape ``(U, c)``, covariates.
-        per_prompt: shape ``(P, U)``, how often each unit occurs on each prompt (dense; at most a few MB
-            for the designs this fit is meant for).
+        per_prompt: sparse ``(P, U)``, how often each unit occurs on each prompt.
     """
 
     a: np.ndarray
     b: np.ndarray
     outcome: np.ndarray
     z: np.ndarray
-    per_prompt: np.ndarray
+    per_prompt: Any
 
 
 def _units(
@@ -99,8 +99,10 @@ def _units(
     rows = np.column_stack([a_idx.astype(np.float64), b_idx.astype(np.float64), outcome.astype(np.float64), z])
     unique, inverse = np.unique(rows, axis=0, return_inverse=True)
     inverse = np.asarray(inverse).reshape(-1)
-    per_prompt = np.zeros((n_prompts, unique.shape[0]))
-    np.add.at(per_prompt, (prompt_idx, inverse), 1.0)
+    from scipy import sparse
+
+    # Sparse (P, U): Arena-sized stores have many prompts and, with style covariates, about one unit per battle.
+    per_prompt = sparse.csr_matrix((np.ones(inverse.size), (prompt_idx, inverse)), shape=(n_prompts, unique.shape[0]))
     return _Units(
         a=unique[:, 0].astype(np.intp),
         b=unique[:, 1].astype(np.intp),
@@ -110,9 +112,38 @@ def _units(
     )
 
 
-def _design(units: _Units, m: int, prior: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Design rows ``(U', m + c)`` (``+1`` at a, ``-1`` at b, then the covariates), outcomes and the prior's
-    constant weights ``(U',)`` (zero for real units; the virtual games come last)."""
+@dataclass(frozen=True, eq=False)
+class _Design:
+    """The fit's view of the units (the prior's virtual games appended), with sparse helpers.
+
+    Attributes:
+        a, b, outcome: shape ``(U,)``; z: shape ``(U, c)``; m: models.
+        signs: sparse ``(U, m)``, ``+1`` at a, ``-1`` at b: ``x = signs @ beta + z @ gamma``.
+        pairs: sparse ``(U, m * m)``: ``+1`` at (a, a) and (b, b), ``-1`` at (a, b) and (b, a): one unit's
+            contribution to the ``beta`` block of the Hessian, per unit of its curvature.
+        zz: shape ``(U, c * c)``, outer products of the covariates.
+        constant: shape ``(U,)``, the prior's fixed weights (0 for real units; virtual games come last).
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    outcome: np.ndarray
+    z: np.ndarray
+    m: int
+    signs: Any
+    pairs: Any
+    zz: np.ndarray
+    constant: np.ndarray
+
+    @property
+    def k(self) -> int:
+        """Linear parameters: ``m + c``."""
+        return self.m + self.z.shape[1]
+
+
+def _design(units: _Units, m: int, prior: float) -> _Design:
+    from scipy import sparse
+
     c = units.z.shape[1]
     a, b, outcome, z = units.a, units.b, units.outcome, units.z
     extra = np.zeros(0)
@@ -124,40 +155,48 @@ def _design(units: _Units, m: int, prior: float) -> tuple[np.ndarray, np.ndarray
         outcome = np.concatenate([outcome, np.full(2 * i.size, _FIRST, dtype=np.int8)])
         z = np.concatenate([z, np.zeros((2 * i.size, c))])
         extra = np.full(2 * i.size, 0.5 * prior)
-    rows = np.zeros((a.size, m + c))
-    rows[np.arange(a.size), a] += 1.0
-    rows[np.arange(a.size), b] -= 1.0
-    rows[:, m:] = z
+    u = np.arange(a.size)
+    ones = np.ones(a.size)
+    signs = sparse.csr_matrix(
+        (np.concatenate([ones, -ones]), (np.concatenate([u, u]), np.concatenate([a, b]))), shape=(a.size, m)
+    )
+    cols = np.concatenate([a * m + a, b * m + b, a * m + b, b * m + a])
+    vals = np.concatenate([ones, ones, -ones, -ones])
+    pairs = sparse.csr_matrix((vals, (np.tile(u, 4), cols)), shape=(a.size, m * m))
+    zz = (z[:, :, None] * z[:, None, :]).reshape(a.size, c * c)
     constant = np.concatenate([np.zeros(units.a.size), extra])
-    return rows, outcome, constant
+    return _Design(a, b, outcome, np.ascontiguousarray(z), m, signs, pairs, zz, constant)
+
+
+def _right(dense: np.ndarray, matrix: Any) -> np.ndarray:
+    """``dense @ matrix`` for a dense ``(B, U)`` and a sparse ``(U, K)``: shape ``(B, K)``."""
+    out: np.ndarray = np.asarray((matrix.T @ dense.T).T)
+    return out
 
 
 def _objective(
-    params: np.ndarray,
-    weights: np.ndarray,
-    rows: np.ndarray,
-    outcome: np.ndarray,
-    m: int,
-    tie_model: TieModel,
-    with_hessian: bool,
+    params: np.ndarray, weights: np.ndarray, design: _Design, tie_model: TieModel, with_hessian: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Penalised negative log likelihood, gradient, Hessian for ``B`` weightings at once.
 
-    Shapes: ``params`` ``(B, d)`` (``m + c`` linear parameters, then ``log nu`` for Davidson); ``weights``
-    ``(B, U)``; ``rows`` ``(U, m + c)``; returns ``(B,)``, ``(B, d)``, ``(B, d, d)``.
+    Shapes: ``params`` ``(B, d)`` (``m`` strengths, ``c`` coefficients, then ``log nu`` for Davidson); ``weights``
+    ``(B, U)``; returns ``(B,)``, ``(B, d)``, ``(B, d, d)``. The strength block of the Hessian is accumulated
+    through the sparse pair matrix, so the cost is ``O(B U (1 + c^2))``, not ``O(B U (m + c)^2)``.
     """
-    k = rows.shape[1]
-    x = params[:, :k] @ rows.T  # (B, U) linear predictors
-    first = outcome == _FIRST
-    second = outcome == _SECOND
-    tie = outcome == _TIE
+    m, k = design.m, design.k
+    c = k - m
+    beta = params[:, :m]
+    x = beta[:, design.a] - beta[:, design.b] + params[:, m:k] @ design.z.T  # (B, U) linear predictors
+    first = design.outcome == _FIRST
+    second = design.outcome == _SECOND
+    tie = design.outcome == _TIE
+    hxt = gxt = htt = None
     if tie_model is TieModel.HALF_WIN:
         y = first + 0.5 * tie  # (U,)
         f = (weights * (np.logaddexp(0.0, -x) + (1.0 - y) * x)).sum(axis=1)
         p = 0.5 * (1.0 + np.tanh(0.5 * x))
         gx = weights * (p - y)
         hxx = weights * p * (1.0 - p)
-        hxt = gxt = htt = None
     else:
         theta = params[:, k][:, None]
         half = 0.5 * x
@@ -171,31 +210,32 @@ def _objective(
         hxx = weights * (0.25 * (u + v) - a * a)
         hxt = weights * (-a * q)
         htt = (weights * q * (1.0 - q)).sum(axis=1)
-    total = params[:, :m].sum(axis=1)
+    total = beta.sum(axis=1)
     f = f + 0.5 * total**2
     grad = np.zeros_like(params)
-    grad[:, :k] = gx @ rows
-    grad[:, :m] += total[:, None]
+    grad[:, :m] = _right(gx, design.signs) + total[:, None]
+    grad[:, m:k] = gx @ design.z
     if gxt is not None:
         grad[:, k] = gxt
     if not with_hessian:
         return f, grad, None
-    d = params.shape[1]
-    hess = np.zeros((params.shape[0], d, d))
-    outer = (rows[:, :, None] * rows[:, None, :]).reshape(rows.shape[0], k * k)
-    hess[:, :k, :k] = (hxx @ outer).reshape(-1, k, k)
-    hess[:, :m, :m] += 1.0
+    batch, d = params.shape
+    hess = np.zeros((batch, d, d))
+    hess[:, :m, :m] = _right(hxx, design.pairs).reshape(batch, m, m) + 1.0
+    for j in range(c):
+        cross = _right(hxx * design.z[:, j], design.signs)
+        hess[:, :m, m + j] = cross
+        hess[:, m + j, :m] = cross
+    hess[:, m:k, m:k] = (hxx @ design.zz).reshape(batch, c, c)
     if hxt is not None and htt is not None:
-        cross = hxt @ rows
-        hess[:, :k, k] = cross
-        hess[:, k, :k] = cross
+        cross_theta = np.concatenate([_right(hxt, design.signs), hxt @ design.z], axis=1)
+        hess[:, :k, k] = cross_theta
+        hess[:, k, :k] = cross_theta
         hess[:, k, k] = htt
     return f, grad, hess
 
 
-def _newton(
-    start: np.ndarray, weights: np.ndarray, rows: np.ndarray, outcome: np.ndarray, m: int, tie_model: TieModel
-) -> tuple[np.ndarray, int]:
+def _newton(start: np.ndarray, weights: np.ndarray, design: _Design, tie_model: TieModel) -> tuple[np.ndarray, int]:
     z = np.array(start, dtype=np.float64, copy=True)
     active = np.ones(z.shape[0], dtype=bool)
     iterations = 0
@@ -205,7 +245,7 @@ def _newton(
             break
         iterations += 1
         za, wa = z[idx], weights[idx]
-        f, grad, hess = _objective(za, wa, rows, outcome, m, tie_model, with_hessian=True)
+        f, grad, hess = _objective(za, wa, design, tie_model, with_hessian=True)
         assert hess is not None
         try:
             step = -np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
@@ -215,7 +255,7 @@ def _newton(
         scale = np.ones(idx.size)
         candidate = za + step
         for _halving in range(40):
-            f_new, _, _ = _objective(candidate, wa, rows, outcome, m, tie_model, with_hessian=False)
+            f_new, _, _ = _objective(candidate, wa, design, tie_model, with_hessian=False)
             worse = ~(f_new <= f + 1e-12 * np.abs(f))
             if not worse.any():
                 break
@@ -225,21 +265,23 @@ def _newton(
         active[idx[done]] = False
     if active.any() or not np.all(np.isfinite(z)):
         raise ConvergenceError(f"{int(active.sum())} of {z.shape[0]} fits did not converge: {_SEPARATED}")
-    z[:, :m] -= z[:, :m].mean(axis=1, keepdims=True)
+    z[:, : design.m] -= z[:, : design.m].mean(axis=1, keepdims=True)
     return z, iterations
 
 
-def _connected(weights: np.ndarray, units: _Units, m: int, n_real: int) -> np.ndarray:
+def _connected(weights: np.ndarray, units: _Units, m: int) -> np.ndarray:
     """Per weighting ``(B,)``: the win graph (ties both ways) is strongly connected, so ``beta`` is finite."""
-    w = weights[:, :n_real]
-    won_first = units.outcome != _SECOND
-    won_second = units.outcome != _FIRST
-    # Per model pair, summed over units: (B, U) @ (U, m*m) one-hot matrices.
-    first_hot = np.zeros((units.a.size, m * m))
-    first_hot[np.flatnonzero(won_first), (units.a * m + units.b)[won_first]] = 1.0
-    second_hot = np.zeros((units.a.size, m * m))
-    second_hot[np.flatnonzero(won_second), (units.b * m + units.a)[won_second]] = 1.0
-    beat = (w @ first_hot + w @ second_hot).reshape(-1, m, m)
+    from scipy import sparse
+
+    n = units.a.size
+    w = weights[:, :n]
+    won_first = np.flatnonzero(units.outcome != _SECOND)
+    won_second = np.flatnonzero(units.outcome != _FIRST)
+    # Per model pair, summed over units: (B, U) @ (U, m*m) sparse one-hot matrices of "winner beat loser".
+    rows = np.concatenate([won_first, won_second])
+    cols = np.concatenate([(units.a * m + units.b)[won_first], (units.b * m + units.a)[won_second]])
+    beat_hot = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, m * m))
+    beat = _right(w, beat_hot).reshape(-1, m, m)
     ok: np.ndarray = strongly_connected_rounds(beat > 0)
     return ok
 
@@ -292,40 +334,43 @@ def fit_bt_features(
     g = np.asarray(prompt_idx, dtype=np.intp)
     n_prompts = int(g.max()) + 1
     units = _units(np.asarray(a_idx), np.asarray(b_idx), outcome, z, g, n_prompts)
-    rows, outcomes, constant = _design(units, m, prior)
+    design = _design(units, m, prior)
+    constant = design.constant
     n_real = units.a.size
     if tie_model is TieModel.DAVIDSON and not (units.outcome == _TIE).any():
         raise ConvergenceError("the Davidson tie model needs at least one tie; use --ties half")
-    full = np.concatenate([units.per_prompt.sum(axis=0), constant[n_real:]])[None, :]
+    full = np.concatenate([np.asarray(units.per_prompt.sum(axis=0)).reshape(-1), constant[n_real:]])[None, :]
     names_ = list(models) if models is not None else [f"model {i}" for i in range(m)]
-    if prior == 0 and not _connected(full, units, m, n_real)[0]:
+    if prior == 0 and not _connected(full, units, m)[0]:
         raise ConvergenceError(
             "some models never lost (or never won) against the others, so their Bradley-Terry rating is unbounded "
             f"(models: {', '.join(names_)}); add battles, rate with virtual games (--prior 1), or use --method elo"
         )
-    d = rows.shape[1] + (1 if tie_model is TieModel.DAVIDSON else 0)
-    point, iterations = _newton(np.zeros((1, d)), full, rows, outcomes, m, tie_model)
-    counts = bootstrap_prompt_counts(n_prompts, rounds, rng)
+    d = design.k + (1 if tie_model is TieModel.DAVIDSON else 0)
+    point, iterations = _newton(np.zeros((1, d)), full, design, tie_model)
     samples = np.empty((rounds, d))
-    chunk = max(1, _CHUNK_CELLS // max(1, rows.shape[0]))
+    n_units = constant.size
+    chunk = max(1, _CHUNK_CELLS // max(1, n_units, n_prompts))
     bad = 0
     for lo in range(0, rounds, chunk):
         hi = min(rounds, lo + chunk)
-        weights = counts[lo:hi].astype(np.float64) @ units.per_prompt
-        weights = np.concatenate([weights, np.broadcast_to(constant[n_real:], (hi - lo, rows.shape[0] - n_real))], 1)
-        ok = np.ones(hi - lo, dtype=bool) if prior > 0 else _connected(weights, units, m, n_real)
+        # Successive chunks continue rng's stream: the same counts as one (rounds, P) draw.
+        counts = bootstrap_prompt_counts(n_prompts, hi - lo, rng).astype(np.float64)
+        weights = _right(counts, units.per_prompt)
+        weights = np.concatenate([weights, np.broadcast_to(constant[n_real:], (hi - lo, n_units - n_real))], 1)
+        ok = np.ones(hi - lo, dtype=bool) if prior > 0 else _connected(weights, units, m)
         if tie_model is TieModel.DAVIDSON:
             ok &= (weights[:, :n_real][:, units.outcome == _TIE] > 0).any(axis=1)
         bad += int((~ok).sum())
         if bad:
             continue
-        samples[lo:hi], _ = _newton(np.repeat(point, hi - lo, axis=0), weights, rows, outcomes, m, tie_model)
+        samples[lo:hi], _ = _newton(np.repeat(point, hi - lo, axis=0), weights, design, tie_model)
     if bad:
         raise ConvergenceError(
             f"{bad} of {rounds} bootstrap rounds resampled prompts on which the estimate does not exist (a model "
             "never lost or never won there); add prompts, rate with virtual games (--prior 1), or use --method elo"
         )
-    k = rows.shape[1]
+    k = design.k
     return FeatureFit(
         beta=point[0, :m],
         gamma=point[0, m:k],
