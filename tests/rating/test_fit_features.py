@@ -236,3 +236,24 @@ def test_fit_options_parse_and_name_their_flags() -> None:
     assert yaml_options.position_bias and len(yaml_options.controls) == 2
     with pytest.raises(ConfigError, match=r"t\.yaml rating: unknown key"):
         fit_options_from_mapping({"colour": 1}, "t.yaml rating")
+
+
+@pytest.mark.parametrize("tie_model_name", ["half", "davidson"])
+@pytest.mark.parametrize("prior", [0.0, 1.5])
+def test_feature_fit_without_covariates_is_the_plain_fit(tie_model_name: str, prior: float) -> None:
+    """No covariates: the per-unit fit solves the count-table problem of bradley_terry (an independent code path)."""
+    from qlora_eval.rating.bradley_terry import TieModel, count_tables, fit_bradley_terry
+    from qlora_eval.rating.bt_features import fit_bt_features
+
+    tie_model = TieModel.HALF_WIN if tie_model_name == "half" else TieModel.DAVIDSON
+    arrays = battle_arrays(synthetic_battles(np.random.default_rng(21), STRENGTHS, 15, tie_rate=0.2))
+    args = (arrays.a_idx, arrays.b_idx, arrays.score_a)
+    features = fit_bt_features(
+        *args, arrays.prompt_idx, np.zeros((arrays.n_battles, 0)), (), 4, 3, np.random.default_rng(0),
+        tie_model=tie_model, prior=prior,
+    )  # fmt: skip
+    wins, ties = count_tables(*args, 4)
+    plain = fit_bradley_terry(wins, ties, tie_model=tie_model, prior=prior)
+    np.testing.assert_allclose(features.beta, plain.beta, atol=1e-7)
+    if tie_model is TieModel.DAVIDSON:
+        assert features.tie_nu == pytest.approx(plain.tie_nu, rel=1e-6)
