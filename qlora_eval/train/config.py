@@ -10,7 +10,7 @@ length 512. Every field is written to ``training.json``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from typing import Any
 
@@ -49,13 +49,13 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "guanaco-7b"
 
 # Fields that may differ between a run and its ``--resume`` without breaking exact continuation.
-# Packing, loss and attention change how a step is computed, not what it computes (equal up to float rounding).
+# The token budget, loss and attention change how a step is computed, not what it computes (equal up to
+# float rounding). Packing may not change: it decides whether the order is length-grouped.
 RESUME_MAY_DIFFER = frozenset(
     {
         "save_every",
         "output_dir",
         "cpu_threads",
-        "packing",
         "max_tokens_per_batch",
         "loss",
         "loss_chunk_tokens",
@@ -289,8 +289,3 @@ def differences_for_resume(saved: TrainConfig, now: TrainConfig) -> list[str]:
         if a != b:
             out.append(f"{f.name}: checkpoint has {a!r}, now {b!r}")
     return out
-
-
-def with_output(config: TrainConfig, output_dir: str) -> TrainConfig:
-    """A copy writing to another folder."""
-    return replace(config, output_dir=output_dir)

@@ -71,6 +71,11 @@ def test_source_length_follows_the_format() -> None:
         ("bits", 8),
         ("target_max_len", 1),
         ("max_seq_len", 4),
+        ("max_tokens_per_batch", 0),
+        ("loss_chunk_tokens", 0),
+        ("loss", "fused"),
+        ("attention", "flash"),
+        ("mmlu_every", 0),
     ],
 )
 def test_bad_values_are_rejected(field: str, value: object) -> None:
@@ -95,3 +100,10 @@ def test_resume_differences_name_the_setting() -> None:
     assert differences_for_resume(a, _make(save_every=3)) == []
     diffs = differences_for_resume(a, _make(learning_rate=1e-4))
     assert len(diffs) == 1 and diffs[0].startswith("learning_rate")
+
+
+def test_speed_settings_may_change_on_resume_but_the_order_may_not() -> None:
+    saved = _make()
+    assert differences_for_resume(saved, _make(max_tokens_per_batch=4096, loss="plain", attention="sdpa")) == []
+    assert differences_for_resume(saved, _make(shuffle=False)) != []
+    assert differences_for_resume(saved, _make(packing=False)) != []  # the order's length grouping follows it

@@ -158,3 +158,18 @@ def test_attention_auto_is_sdpa_on_cpu_and_varlen_is_refused() -> None:
         resolve(AttentionKind.VARLEN, packing=True)
     with pytest.raises(ConfigError, match="--no-packing"):
         resolve(AttentionKind.VARLEN, packing=False)
+
+
+@pytest.mark.gpu
+def test_liger_fused_cross_entropy_equals_plain_on_cuda() -> None:
+    pytest.importorskip("liger_kernel")
+    gen = torch.Generator().manual_seed(2)
+    hidden = torch.randn(300, 64, generator=gen).cuda().requires_grad_(True)
+    weight = torch.randn(1000, 64, generator=gen).cuda()
+    targets = torch.randint(0, 1000, (300,), generator=gen).cuda()
+    plain = cross_entropy_sum(hidden, weight, targets, LossKind.PLAIN, chunk_tokens=1024)
+    (grad_plain,) = torch.autograd.grad(plain, hidden)
+    fused = cross_entropy_sum(hidden, weight, targets, LossKind.LIGER, chunk_tokens=1024)
+    (grad_fused,) = torch.autograd.grad(fused, hidden)
+    torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(grad_fused, grad_plain, rtol=1e-3, atol=1e-4)
