@@ -3,8 +3,9 @@
 The files are the repository's ``eval/prompts/*.jsonl`` at a pinned commit, each checked against its sha256
 like the prompt sets' files and never copied into the project. A file is looked up in this order:
 
-1. ``data_dir/judge-prompts/<file>`` or ``data_dir/qlora/judge-prompts/<file>`` (``--data-dir``, e.g. a folder
-   laid out like ``../shared/data/qlora``, or ``$QLORA_EVAL_DATA``);
+1. ``data_dir/<file>``, ``data_dir/prompts/<file>``, ``data_dir/judge-prompts/<file>`` or
+   ``data_dir/qlora/judge-prompts/<file>`` (``--data-dir`` or ``$QLORA_EVAL_DATA``: a clone's ``eval/prompts``
+   or ``eval``, or a folder laid out like ``../shared/data/qlora``);
 2. the download cache ``<cache>/qlora-paper/<file>``;
 3. else it is downloaded once from the pinned URL into that cache.
 
@@ -67,7 +68,9 @@ def locate_paper_file(name: str, *, data_dir: Path | None, cache_dir: Path | Non
     """
     expected = PAPER_FILES[name]
     folder = paths.data_dir(data_dir)
-    candidates = [folder / "judge-prompts" / name, folder / "qlora" / "judge-prompts" / name] if folder else []
+    # A clone's eval/prompts/ (the file itself or prompts/<file>), or a folder laid out like ../shared/data/qlora.
+    layouts = ("", "prompts", "judge-prompts", "qlora/judge-prompts")
+    candidates = [folder / layout / name for layout in layouts] if folder else []
     for candidate in [*candidates, (cache_dir or paths.cache_dir() / "qlora-paper") / name]:
         if candidate.is_file():
             actual = file_sha256(candidate)

@@ -22,7 +22,7 @@ def relative_plot(models: Sequence[Mapping[str, Any]], reference: str) -> Any:
 
     ordered = sorted(models, key=lambda m: m["percent"])
     with plt.rc_context(STYLE):  # type: ignore[arg-type]  # rcParams keys are typed as literals
-        fig, ax = plt.subplots(figsize=(7.0, 0.9 + 0.42 * max(len(ordered), 1)))
+        fig, ax = plt.subplots(figsize=(7.0, max(2.4, 1.2 + 0.42 * len(ordered))))
         y = list(range(len(ordered)))
         lows = [m["ci_low"] for m in ordered]
         highs = [m["ci_high"] for m in ordered]
@@ -34,7 +34,6 @@ def relative_plot(models: Sequence[Mapping[str, Any]], reference: str) -> Any:
         ax.set_xlabel(f"total score as % of {reference}'s (95% prompt-bootstrap interval)")
         ax.grid(axis="x")
         ax.set_axisbelow(True)
-        fig.tight_layout()
     return fig
 
 

@@ -226,3 +226,14 @@ def test_paper_three_class_parse(text: str, verdict: Verdict) -> None:
 )
 def test_paper_score_pair_parse(text: str, scores: tuple[float, float] | None) -> None:
     assert parse_score_pair(text) == scores
+
+
+@needs_data
+@pytest.mark.parametrize("layout", ["", "prompts", "judge-prompts"])
+def test_paper_templates_are_found_in_a_clones_layout(tmp_path: Path, layout: str) -> None:
+    folder = tmp_path / layout
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (QLORA / "judge-prompts").iterdir():
+        (folder / path.name).symlink_to(path)
+    templates = load_paper_templates(data_dir=tmp_path, cache_dir=tmp_path / "no-cache")
+    assert templates.for_category("coding").name == "qlora-paper-vicuna_prompt_threeclass-2"
