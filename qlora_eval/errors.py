@@ -81,7 +81,7 @@ def unknown_names_error(what: str, unknown: Sequence[str], known: Iterable[str],
     pool = sorted(set(known))
     parts = []
     for name in unknown:
-        near = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
+        near = difflib.get_close_matches(name, pool, n=3, cutoff=0.5) or _containing(name, pool)[:3]
         parts.append(f"{name!r}" + (f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""))
     shown = ", ".join(pool[:20]) + (f" and {len(pool) - 20} more" if len(pool) > 20 else "")
     return InputError(
@@ -96,7 +96,7 @@ def nearest_names(unknown: Sequence[str], known: Iterable[str]) -> str:
     pool = sorted(set(known))
     hints = []
     for name in unknown:
-        near = difflib.get_close_matches(name, pool, n=1, cutoff=0.5)
+        near = difflib.get_close_matches(name, pool, n=1, cutoff=0.5) or _containing(name, pool)[:1]
         if near:
             hints.append(f"{near[0]!r} for {name!r}")
     return f" (did you mean {', '.join(hints)}?)" if hints else ""
@@ -141,3 +141,9 @@ def check_name(name: str, what: str, *, where: str | None = None, line: int | No
 def escape_unsafe(text: str) -> str:
     """``text`` with every control or bidi character shown as ``\\uXXXX`` (for output built from untrusted files)."""
     return "".join(f"\\u{ord(c):04x}" if _unsafe_char(c) else c for c in text)
+
+
+def _containing(name: str, pool: Sequence[str]) -> list[str]:
+    """Known names that contain ``name`` (a shortened long name, e.g. ``7b-guanaco``), shortest first."""
+    folded = name.casefold()
+    return sorted((p for p in pool if folded in p.casefold()), key=len) if len(name) >= 3 else []

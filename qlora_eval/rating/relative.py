@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from qlora_eval.errors import InputError
+from qlora_eval.errors import InputError, nearest_names
 from qlora_eval.types import RelativeJudgment
 
 DEFAULT_RELATIVE_ROUNDS = 1000
@@ -158,7 +158,7 @@ def relative_table(
         known = sorted({j.model_a for j in judgments} | {j.model_b for j in judgments})
         raise InputError(
             f"no relative judgment involves the reference {reference!r}; models with relative judgments: "
-            f"{', '.join(known) or 'none'}"
+            f"{', '.join(known) or 'none'}" + nearest_names([reference], known)
         )
     rows: list[RelativeScore] = []
     unscored: dict[str, int] = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval import __version__
-from qlora_eval.errors import ConfigError, InputError
+from qlora_eval.errors import ConfigError, InputError, nearest_names
 from qlora_eval.types import utc_now
 
 
@@ -85,6 +85,7 @@ def relative_rank(request: RelativeRequest) -> dict[str, Any]:
         if unknown:
             raise InputError(
                 f"no relative judgments by judge(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                + nearest_names(unknown, known)
             )
         judgments = [j for j in judgments if j.judge in request.judges]
     if request.models is not None:
@@ -93,6 +94,7 @@ def relative_rank(request: RelativeRequest) -> dict[str, Any]:
         if unknown:
             raise InputError(
                 f"no relative judgments of model(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                + nearest_names(unknown, known)
             )
         wanted = set(request.models) | {request.reference}
         judgments = [j for j in judgments if j.model_a in wanted and j.model_b in wanted]

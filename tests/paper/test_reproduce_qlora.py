@@ -194,3 +194,16 @@ def test_a_model_typo_is_an_error_with_the_nearest_names(db: Path, capsys: pytes
     )
     assert code == 2 and "unknown model '7b-guanaco-vicuna-generations' (did you mean" in err
     assert GUANACO_7B in err
+
+
+def test_rank_typos_suggest_the_nearest(db: Path, paper: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        run_cli(capsys, "import", str(paper / "relative-gpt-3.5"), "--format", "qlora-relative", "--db", str(db))[0]
+        == 0
+    )
+    code, _, err = run_cli(capsys, "rank", "--db", str(db), "--method", "relative", "--reference", "answer-gpt3")
+    assert code == 2 and "did you mean 'answer-gpt35' for 'answer-gpt3'?" in err
+    code, _, err = run_cli(
+        capsys, "rank", "--db", str(db), "--method", "relative", "--reference", "answer-gpt35", "--models", "7b-guanaco"
+    )
+    assert code == 2 and f"did you mean '{GUANACO_7B}' for '7b-guanaco'?" in err
