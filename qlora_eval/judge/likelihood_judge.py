@@ -10,7 +10,9 @@ of a pair give mirrored verdicts by construction (GPTScore, Fu et al. 2023, scor
 Known biases, stated in the report: a likelihood is a fluency score, not a judgment of helpfulness or truth. It
 prefers fluent, generic and short answers (typical phrasing has high probability; rare specifics, code, numbers
 and names have low probability), and it prefers text the judge model itself would write: with the demo's judge
-being the same SmolLM2 as the contestants, greedy answers (the model's own most likely tokens) are favoured.
+being the same SmolLM2 as the contestants, greedy answers (the model's own most likely tokens) are favoured, and
+so are the full-precision model's samples over its NF4 copy's (whatever NF4 changes lowers the likelihood under the
+unquantized judge, better or worse).
 A mean over tokens removes most of the direct length effect of a summed log-probability but not all of it.
 
 The tie margin (:data:`DEFAULT_TIE_MARGIN`) was calibrated on pairs that differ only by chance:
@@ -51,8 +53,9 @@ DEFAULT_TIE_MARGIN = 0.11
 KNOWN_BIASES = (
     "It scores each answer alone by the judge model's mean per-token log-probability (a fluency score), so the "
     "order of presentation cannot matter; but it prefers fluent, generic and short answers over specific, "
-    "technical or long ones, and text the judge model itself would write (here SmolLM2 judges SmolLM2's answers, "
-    "which favours greedy decoding). It measures how typical an answer reads, not whether it is right."
+    "technical or long ones, and text the judge model itself would write: when the judge is one of the "
+    "contestants' own model (the demo's full-precision SmolLM2), it favours greedy decoding and that model's own "
+    "samples over those of a quantized copy. It measures how typical an answer reads, not whether it is right."
 )
 #: Requests handed to one judge_batch call: enough that most answers of a prompt are scored in one go.
 REQUESTS_PER_CALL = 64

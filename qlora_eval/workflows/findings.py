@@ -19,7 +19,7 @@ from qlora_eval.types import GenerationSettings
 if TYPE_CHECKING:
     from qlora_eval.rating import RankingResult
 
-_PRECISION = {4: "4-bit NF4", 8: "8-bit", 16: "16-bit", 32: "full precision (32-bit)"}
+_PRECISION = {4: "4-bit NF4", 8: "8-bit", 16: "16-bit", 32: "full precision"}
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,7 @@ class PrecisionFinding:
         )
         if self.within:
             return head + "contains 0, so this tournament finds no quality difference between the two precisions."
-        verdict = "worse" if self.ci_high < 0 else "better"
-        return head + f"excludes 0, so here {low} answers measurably {verdict} than {high}."
+        return head + f"excludes 0, so this tournament's judge rates {low} measurably {direction} than {high}."
 
     def to_json(self) -> dict[str, Any]:
         return {

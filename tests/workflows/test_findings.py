@@ -44,7 +44,7 @@ def test_a_clearly_worse_nf4_lies_outside_the_interval() -> None:
     ranking = rank_battles(_battles(verdicts), RatingMethod.BT, 200, np.random.default_rng(0), prior=1.0)
     (finding,) = precision_findings(ranking, CONTESTANTS)
     assert not finding.within and finding.ci_high < 0 and finding.difference < 0
-    assert "excludes 0" in finding.sentence and "worse" in finding.sentence and "lower" in finding.sentence
+    assert "excludes 0" in finding.sentence and "measurably lower" in finding.sentence
 
 
 def test_no_finding_without_a_precision_pair() -> None:
