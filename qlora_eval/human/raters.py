@@ -11,7 +11,7 @@ import hashlib
 import re
 import secrets
 
-from qlora_eval.errors import InputError
+from qlora_eval.errors import InputError, check_name
 from qlora_eval.store import ADMIN_NAME, Rater, Store
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -34,6 +34,7 @@ def check_rater_name(name: str) -> str:
         InputError: the name is not 1-64 of letters, digits, ``_ . -`` (starting with a letter or digit),
             or is the reserved name ``admin``.
     """
+    check_name(name, "rater name")  # the one validator of names (control and bidi characters); then our rule
     if not _NAME_RE.fullmatch(name):
         raise InputError(
             f"rater name {name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "

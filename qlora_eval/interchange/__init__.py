@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from qlora_eval.errors import ConfigError, InputError
+from qlora_eval.errors import ConfigError, InputError, check_name
 from qlora_eval.interchange import answers, arena, fastchat, jsonl, qlora, qlora_generations, qlora_relative
 from qlora_eval.interchange.base import Format, Imported, ImportOptions, RecordKind, SourceFile
 from qlora_eval.interchange.rename import apply_renames, parse_renames
@@ -85,12 +85,30 @@ def read_inputs(inputs: Sequence[str | Path], format_name: str, options: ImportO
         raise ConfigError(f"--prompt-set does not apply to the {fmt.name} format: its records name their prompt set")
     batch = Imported()
     for path in expand_inputs(inputs, fmt):
-        batch = batch + fmt.read(path, options)
+        part = fmt.read(path, options)
+        check_names(part, str(path))
+        batch = batch + part
     if batch.records == 0:
         raise InputError("the input holds no records")
     batch = apply_renames(batch, options.renames)
     _check_consistent(batch)
     return batch
+
+
+def check_names(batch: Imported, source: str) -> None:
+    """Refuse model and judge names with control or bidi characters (:func:`qlora_eval.errors.check_name`).
+
+    Raises:
+        InputError: naming the file and the name.
+    """
+    for judgment in batch.judgments:
+        check_name(judgment.judge, "judge name", where=source)
+        check_name(judgment.model_a, "model name", where=source)
+        check_name(judgment.model_b, "model name", where=source)
+    for name in {a.model for a in batch.answers} | {i.model for i in batch.answer_ids}:
+        check_name(name, "model name", where=source)
+    for review in batch.relative:
+        check_name(review.judge, "judge name", where=source)
 
 
 def _check_consistent(batch: Imported) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from qlora_eval.errors import ConfigError, InputError
+from qlora_eval.errors import ConfigError, InputError, check_name
 from qlora_eval.interchange.answers import IMPORTED_SPEC_PREFIX
 from qlora_eval.interchange.base import Imported
 from qlora_eval.types import Answer, Judgment
@@ -27,6 +27,7 @@ def parse_renames(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
         old, new = old.strip(), new.strip()
         if not sep or not old or not new:
             raise ConfigError(f"--rename {value!r}: expected OLD=NEW, e.g. --rename answer-gpt35=chatgpt")
+        check_name(new, "model name", where="--rename")
         if old in pairs:
             raise ConfigError(f"--rename: {old!r} is renamed twice ({pairs[old]!r} and {new!r}); keep one")
         pairs[old] = new

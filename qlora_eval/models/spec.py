@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from qlora_eval.errors import ConfigError
+from qlora_eval.errors import ConfigError, InputError, check_name
 
 GRAMMAR = (
     "model spec grammar: [BACKEND:]TARGET[?key=value&...] with BACKEND one of hf, openai, vllm;\n"
@@ -192,6 +192,17 @@ def _check_options(backend: Backend, options: dict[str, str], text: str, registr
             raise _spec_error(text, f"{key} must be a whole number >= 1, got {options[key]!r}", registry)
 
 
+def _check_names(raw: str, options: dict[str, str]) -> None:
+    """The spec text is the display name unless ``name=`` (decoded, so ``%0A`` is a newline) gives one: both must be
+    free of control and bidi characters, which could forge lines or reverse text in reports and summaries."""
+    try:
+        check_name(raw, "model spec")
+        if "name" in options:
+            check_name(options["name"], "model name (the name= option)")
+    except InputError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def parse_model_spec(text: str, registry: AliasRegistry = DEFAULT_REGISTRY) -> ModelSpec:
     """Parse a model spec string.
 
@@ -219,6 +230,7 @@ def parse_model_spec(text: str, registry: AliasRegistry = DEFAULT_REGISTRY) -> M
             if key in options:
                 raise _spec_error(text, f"option {key!r} is given twice", registry)
             options[key] = value
+    _check_names(raw, options)
 
     backend_text, sep, target = body.partition(":")
     backend: Backend | None = None

@@ -150,9 +150,18 @@ def test_answers_bad_rows(tmp_path: Path, second: dict[str, object], message: st
 
 
 TEXT = st.text(min_size=1, max_size=12)
+# Names (model, judge) are free text without control or bidi characters: those are refused on import (issue 14).
+NAME = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cc", "Cs"),
+        blacklist_characters="".join(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])),
+    ),
+    min_size=1,
+    max_size=12,
+)
 JUDGMENTS = st.builds(
     Judgment,
-    judge=TEXT,
+    judge=NAME,
     model_a=st.just("model-a"),
     model_b=st.sampled_from(["model-b", "<script>alert(1)</script>", "ünï"]),
     prompt_set=TEXT,
@@ -173,7 +182,7 @@ JUDGMENTS = st.builds(
 )
 ANSWERS = st.builds(
     Answer,
-    model=TEXT,
+    model=NAME,
     model_spec=TEXT,
     prompt_set=TEXT,
     prompt_id=TEXT,
