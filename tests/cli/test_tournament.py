@@ -40,7 +40,8 @@ def test_dry_run_of_the_paper_setup_prices_gpt4(capsys: pytest.CaptureFixture[st
 
 @pytest.mark.slow
 def test_reduced_demo_with_smollm2(tmp_path: Path) -> None:
-    """The demo config with 2 prompts and 8-token answers: real SmolLM2 (fp32, NF4, greedy) and the local judge."""
+    """The demo config with 2 prompts and 8-token answers: real SmolLM2 (fp32, NF4, greedy, broken) and the
+    position-free likelihood judge."""
     demo = load_tournament_config(REPO / "tournaments" / "demo.yaml")
     code = main(
         [
@@ -64,9 +65,10 @@ def test_reduced_demo_with_smollm2(tmp_path: Path) -> None:
     )
     assert code == 0
     document = json.loads((tmp_path / "d.json").read_text())
-    assert document["judge"] == "local:smollm2-135m" and document["judging"]["new"] == 2 * 3 * 2
-    assert {m["model"] for m in document["elo"]["models"]} == {"smollm2-fp32", "smollm2-nf4", "smollm2-greedy"}
-    assert document["elo"]["invalid"] == 0  # the local judge never fails to parse
+    assert document["judge"] == "local-likelihood:smollm2-135m" and document["judging"]["new"] == 2 * 6 * 2
+    models = {m["model"] for m in document["elo"]["models"]}
+    assert models == {"smollm2-fp32", "smollm2-nf4", "smollm2-greedy", "smollm2-broken"}
+    assert document["elo"]["invalid"] == 0  # a likelihood judge never fails to parse
     html = (tmp_path / "d.html").read_text()
-    assert "small local model" in html and "P(1)=" in html
-    assert len(demo.models) == 3
+    assert "small local model" in html and "mean log-probability" in html and "generic" in html
+    assert len(demo.models) == 4
