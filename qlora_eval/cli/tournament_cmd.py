@@ -126,6 +126,8 @@ def _dry_run(config: TournamentConfig, options: JudgeOptions) -> int:
         f"{plan.models * plan.prompts} answers (stored ones are reused); {plan.pairs} pairs x 2 orders = "
         f"{plan.calls} judge calls by {plan.judge_id} at most (stored ones are not paid again)"
     )
+    if plan.reused:
+        print(f"reuse of imported verdicts saves {plan.reused} calls (judge.reuse_imported / --reuse-imported)")
     if plan.runs_locally:
         print("estimated cost: $0 (local judge)")
     elif not plan.estimate.priced:

@@ -246,6 +246,7 @@ class DryRun:
         judge_target: the judge's model (for the price-table message).
         runs_locally: the judge is a local model (free).
         estimate: the upper cost estimate (answers at ``max_new_tokens``, replies at ``max_tokens``).
+        reused: calls that imported verdicts of ``judge.reuse_imported`` stand in for (not in ``estimate``).
     """
 
     name: str
@@ -258,6 +259,7 @@ class DryRun:
     judge_target: str
     runs_locally: bool
     estimate: Estimate
+    reused: int = 0
 
 
 def dry_run(config: TournamentConfig, options: JudgeOptions) -> DryRun:
@@ -277,6 +279,8 @@ def dry_run(config: TournamentConfig, options: JudgeOptions) -> DryRun:
     placeholder = "x" * (4 * max(settings.max_new_tokens for _, settings in contestants))
     one_order = [templates.for_prompt(p).render_prompt(p, placeholder, placeholder) for p in prompt_set.prompts]
     calls = one_order * (len(pairs) * 2)  # every pair in both orders renders the same placeholder text
+    reused = _reusable_calls(config, options, [s.name for s, _ in contestants], prompt_set.prompts)
+    to_make = calls[reused:]  # every placeholder call costs the same: drop as many as reuse covers
     return DryRun(
         name=config.name,
         models=len(contestants),
@@ -287,5 +291,24 @@ def dry_run(config: TournamentConfig, options: JudgeOptions) -> DryRun:
         judge_id=spec.judge_id,
         judge_target=spec.target,
         runs_locally=spec.kind.runs_locally,
-        estimate=estimate_messages(calls, spec, options),
+        estimate=estimate_messages(to_make, spec, options),
+        reused=reused,
+    )
+
+
+def _reusable_calls(config: TournamentConfig, options: JudgeOptions, names: list[str], prompts: Any) -> int:
+    """How many of the dry run's calls imported verdicts (``judge.reuse_imported``) in the store stand in for."""
+    from qlora_eval.judge.plan import model_pairs, reusable_verdicts
+    from qlora_eval.store import Store
+
+    if options.reuse_imported is None or not Path(config.db).is_file():
+        return 0
+    with Store(config.db) as store:
+        stored = store.judgments(judges=[options.reuse_imported], models=names, prompt_set=config.prompts.name)
+    index = reusable_verdicts([(s.key, s.judgment) for s in stored])
+    return sum(
+        (p.prompt_set, p.prompt_id, a, b) in index
+        for p in prompts
+        for first, second in model_pairs(names, options.pairs)
+        for a, b in ((first, second), (second, first))
     )
