@@ -129,7 +129,8 @@ class LocalJudge(Judge):
         start = time.perf_counter()
         todo: dict[tuple[str, str, str, str], tuple[JudgeRequest, tuple[Message, ...]]] = {}
         for r in requests:
-            mirror = tuple(r.template.render(r.prompt.question, r.answer_b.text, r.answer_a.text))
+            # The swapped order of the same call, with the whole conversation like r.messages.
+            mirror = tuple(r.template.render_prompt(r.prompt, r.answer_b.text, r.answer_a.text))
             for key, messages in ((_order_key(r, swapped=False), r.messages), (_order_key(r, swapped=True), mirror)):
                 if key not in self._shown:
                     todo.setdefault(key, (r, messages))

@@ -237,3 +237,38 @@ def test_paper_templates_are_found_in_a_clones_layout(tmp_path: Path, layout: st
         (folder / path.name).symlink_to(path)
     templates = load_paper_templates(data_dir=tmp_path, cache_dir=tmp_path / "no-cache")
     assert templates.for_category("coding").name == "qlora-paper-vicuna_prompt_threeclass-2"
+
+
+def test_local_next_token_judge_reads_every_earlier_turn(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    from qlora_eval.judge.local_judge import LocalJudge
+
+    turns = (
+        Message(Role.USER, "My cat is called Zebulon-earlier-1."),
+        Message(Role.ASSISTANT, "Nice name, Zebulon-earlier-2!"),
+        Message(Role.USER, "What is my cat called?"),
+    )
+    prompt = Prompt("t", "1", turns, category="generic")
+    db = tmp_path / "l.db"
+    with Store(db) as store:
+        store.add_prompts([prompt], set_version="1", set_hash="x")
+        store.add_answers(_answers([prompt], ("alpha", "beta")))
+        spec = parse_judge_spec(f"local:hf:{tiny_llama_dir}")
+        answers = latest_answers(store.answers(prompt_set="t"), [prompt])
+        job = plan(
+            store, spec=spec, options=JudgeOptions(), prompts=[prompt], answers=answers, models=["alpha", "beta"]
+        )
+        judge = LocalJudge(spec.target, batch_size=2)
+        seen: list[str] = []
+        model = judge._model  # spy on what the model is given (the judge's only input)
+        original = model.next_token_logprobs
+
+        def spy(texts: list[str], *args: object, **kwargs: object) -> object:
+            seen.extend(texts)
+            return original(texts, *args, **kwargs)  # type: ignore[arg-type]
+
+        model.next_token_logprobs = spy  # type: ignore[method-assign]
+        run_judge(store, judge, job.requests, already_stored=0, budget=Budget(None), progress=False)
+    judged = [t for t in seen if "alpha answer" in t]  # not the content-free calibration prompts
+    assert len(judged) == 2  # both orders (the judge averages them), each with the whole conversation
+    for text in judged:
+        assert text.index("Zebulon-earlier-1") < text.index("Zebulon-earlier-2") < text.index("What is my cat called?")
