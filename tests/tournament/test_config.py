@@ -19,14 +19,27 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "tournaments").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_resolves(path: Path) -> None:
+    config = load_tournament_config(path)
+    specs = resolve_models(config)
+    names = [s.name for s, _ in specs]
+    assert len(names) >= 2 and len(set(names)) == len(names)
+
+
 def test_shipped_configs_load_and_resolve() -> None:
+    assert sorted(p.name for p in (REPO / "tournaments").glob("*.yaml")) == ["demo.yaml", "guanaco-vicuna.yaml"]
     demo = load_tournament_config(REPO / "tournaments" / "demo.yaml")
     specs = resolve_models(demo)
-    assert [s.name for s, _ in specs] == ["smollm2-fp32", "smollm2-nf4", "smollm2-greedy"]
-    greedy = dict((s.name, settings) for s, settings in specs)["smollm2-greedy"]
-    assert greedy.do_sample is False and specs[0][1].do_sample is True
+    assert [s.name for s, _ in specs] == ["smollm2-fp32", "smollm2-nf4", "smollm2-greedy", "smollm2-broken"]
+    settings = dict((s.name, settings) for s, settings in specs)
+    assert settings["smollm2-greedy"].do_sample is False and specs[0][1].do_sample is True
     assert specs[1][0].bits == 4
-    assert demo.judge.spec.startswith("local:") and demo.prompts.name == "demo"
+    # the control: hot sampling without nucleus truncation
+    broken = settings["smollm2-broken"]
+    assert broken.do_sample is True and broken.temperature == 2.0 and broken.top_p == 1.0
+    assert settings["smollm2-fp32"].temperature == 0.7 and settings["smollm2-fp32"].top_p == 0.9
+    assert demo.judge.spec.startswith("local-likelihood:") and demo.prompts.name == "demo"
     paper = load_tournament_config(REPO / "tournaments" / "guanaco-vicuna.yaml")
     resolved = resolve_models(paper)
     assert paper.judge.spec == "openai:gpt-4" and paper.prompts.name == "vicuna"
