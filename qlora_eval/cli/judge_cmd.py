@@ -139,14 +139,7 @@ def _check_models(store: Store, models: list[str]) -> None:
 
 
 def _prompts(store: Store, models: list[str], name: str | None) -> list[Prompt]:
-    if name is None:
-        sets = sorted({a.prompt_set for a in store.answers(models=models)})
-        if len(sets) != 1:
-            found = ", ".join(sets) if sets else "none"
-            raise ConfigError(
-                f"cannot tell which prompt set to judge (answers of {models} found for: {found}); pass --prompts NAME"
-            )
-        name = sets[0]
+    name = name if name is not None else store.default_prompt_set(models)
     prompts = store.prompts(name)
     if not prompts:
         raise InputError(f"the store has no prompts of set {name!r}; generate answers first (qlora-eval generate)")

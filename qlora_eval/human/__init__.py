@@ -27,7 +27,6 @@ from qlora_eval.human.round import (
     RatingRound,
     ShownTask,
     VoteRejected,
-    default_prompt_set,
 )
 from qlora_eval.human.stats import RoundStats, round_stats
 from qlora_eval.store import Choice, Rater, Task, VoteRecord
@@ -48,7 +47,6 @@ __all__ = [
     "active_rater_count",
     "add_rater",
     "check_rater_name",
-    "default_prompt_set",
     "ensure_admin",
     "fleiss_kappa",
     "hash_token",

@@ -25,7 +25,7 @@ from qlora_eval.types import Answer, Judgment, Order, Prompt, content_key, utc_n
 HUMAN_TEMPLATE = "human-form-v1"
 """The ``template_hash`` of every judgment made through the form (it names the form's version)."""
 
-__all__ = ["HUMAN_JUDGE_PREFIX", "HUMAN_TEMPLATE", "RatingRound", "ShownTask", "VoteRejected", "default_prompt_set"]
+__all__ = ["HUMAN_JUDGE_PREFIX", "HUMAN_TEMPLATE", "RatingRound", "ShownTask", "VoteRejected"]
 
 
 class VoteRejected(QloraEvalError):
@@ -45,20 +45,6 @@ class ShownTask:
     left_text: str
     right_text: str
     progress: Progress
-
-
-def default_prompt_set(store: Store) -> str:
-    """The only prompt set with answers in the store.
-
-    Raises:
-        ConfigError: no answers, or answers of several sets (then ``--prompts`` must choose).
-    """
-    sets = store.answered_prompt_sets()
-    if len(sets) == 1:
-        return sets[0]
-    if not sets:
-        raise ConfigError("the store has no answers to rate; run `qlora-eval generate` (or import answers) first")
-    raise ConfigError(f"the store has answers for several prompt sets ({', '.join(sets)}); choose one with --prompts")
 
 
 class RatingRound:

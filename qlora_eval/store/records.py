@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qlora_eval.errors import ConfigError
 from qlora_eval.store.core import StoreCore
 from qlora_eval.types import (
     Answer,
@@ -165,9 +166,32 @@ class RecordsMixin(StoreCore):
             lengths.update({row[0]: int(row[1]) for row in rows})
         return lengths
 
-    def answered_prompt_sets(self) -> list[str]:
-        """The prompt sets that have stored answers, by name."""
-        return [str(r[0]) for r in self._rows("SELECT DISTINCT prompt_set FROM answers ORDER BY prompt_set")]
+    def answered_prompt_sets(self, models: Sequence[str] | None = None) -> list[str]:
+        """The prompt sets that have stored answers (of these models, when given), by name."""
+        if models is None:
+            return [str(r[0]) for r in self._rows("SELECT DISTINCT prompt_set FROM answers ORDER BY prompt_set")]
+        marks = ",".join("?" * len(models))
+        sql = f"SELECT DISTINCT prompt_set FROM answers WHERE model IN ({marks}) ORDER BY prompt_set"
+        return [str(r[0]) for r in self._rows(sql, list(models))]
+
+    def default_prompt_set(self, models: Sequence[str] | None = None) -> str:
+        """The only prompt set with stored answers (of these models, when given).
+
+        Args:
+            models: restrict to the answers of these models (default: every model).
+
+        Raises:
+            ConfigError: no such answers, or answers of several sets (then ``--prompts`` must choose).
+        """
+        sets = self.answered_prompt_sets(models)
+        if len(sets) == 1:
+            return sets[0]
+        whose = f" of {', '.join(models)}" if models is not None else ""
+        if not sets:
+            raise ConfigError(f"the store has no answers{whose}; run `qlora-eval generate` (or import answers) first")
+        raise ConfigError(
+            f"the store has answers{whose} for several prompt sets ({', '.join(sets)}); choose one with --prompts NAME"
+        )
 
     def answers(self, *, models: Sequence[str] | None = None, prompt_set: str | None = None) -> list[Answer]:
         """Stored answers, optionally only of some models and one prompt set, oldest first."""

@@ -36,7 +36,6 @@ from qlora_eval.human import (
     RatingRound,
     RoundConfig,
     VoteRejected,
-    default_prompt_set,
     list_raters,
     rater_for_token,
     round_stats,
@@ -86,7 +85,7 @@ def create_app(
     try:
         rnd = RatingRound(
             store,
-            prompt_set=prompt_set or default_prompt_set(store),
+            prompt_set=prompt_set or store.default_prompt_set(models),
             models=models,
             config=RoundConfig(
                 raters_per_task=raters_per_task, repeats_per_rater=repeats_per_rater, seed=seed, lease_s=lease_s

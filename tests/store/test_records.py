@@ -91,3 +91,29 @@ def test_typed_reads_of_prompt_versions_lengths_sets_and_failures(tmp_path: Path
         [failure] = s.judge_failures()
         assert (failure.judgment_key, failure.error, failure.attempts, failure.run_id) == ("k", "HTTP 500", 3, 7)
         assert (failure.judge, failure.model_a, failure.model_b) == ("gpt-4", "m1", "m2")
+
+
+def test_default_prompt_set_is_the_only_set_answered_by_the_given_models(tmp_path: Path) -> None:
+    from qlora_eval.errors import ConfigError
+
+    with Store(tmp_path / "s.db") as s:
+        with pytest.raises(ConfigError, match="no answers; run `qlora-eval generate`"):
+            s.default_prompt_set()
+        s.add_answers(
+            [
+                Answer("a", "hf:a", "vicuna", "1", "h", "x", {}),
+                Answer("b", "hf:b", "vicuna", "1", "h", "y", {}),
+                Answer("c", "hf:c", "oa", "1", "h", "z", {}),
+            ]
+        )
+        assert s.answered_prompt_sets() == ["oa", "vicuna"]
+        assert s.answered_prompt_sets(["a", "b"]) == ["vicuna"]
+        assert s.default_prompt_set(["a", "b"]) == "vicuna"
+        assert s.default_prompt_set(["c"]) == "oa"
+        several = r"answers for several prompt sets \(oa, vicuna\); choose one with --prompts"
+        with pytest.raises(ConfigError, match=several):
+            s.default_prompt_set()
+        with pytest.raises(ConfigError, match="answers of a, c for several prompt sets"):
+            s.default_prompt_set(["a", "c"])
+        with pytest.raises(ConfigError, match="no answers of nobody"):
+            s.default_prompt_set(["nobody"])
