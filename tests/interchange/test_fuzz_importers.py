@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from qlora_eval.interchange.storing import store_imported
 
 from qlora_eval.errors import QloraEvalError
 from qlora_eval.interchange import FORMATS, read_inputs
 from qlora_eval.store import Store
+from qlora_eval.workflows.importing import store_imported
 from tests.interchange.samples import NEEDS_SHARED_DATA, write_sample
 
 FAST = sorted(set(FORMATS) - set(NEEDS_SHARED_DATA))
