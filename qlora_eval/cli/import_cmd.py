@@ -7,9 +7,9 @@ from pathlib import Path
 
 from qlora_eval import paths
 from qlora_eval.interchange import FORMATS, ImportOptions, parse_renames, read_inputs
-from qlora_eval.interchange.storing import store_imported
 from qlora_eval.interchange.votes import CONFLICT_POLICIES
 from qlora_eval.store import DEFAULT_DB, Store
+from qlora_eval.workflows.importing import store_imported
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """What every format module shares: the records an import yields, options, and careful JSON(L) reading.
 
 Readers never touch the store: they turn files into validated records (or raise ``InputError`` naming the
-file, the line and what was expected), and ``qlora_eval.interchange.storing`` writes a whole batch in one
+file, the line and what was expected), and ``qlora_eval.workflows.importing`` writes a whole batch in one
 transaction.
 """
 

@@ -45,7 +45,7 @@ def test_bad_line_in_second_file_stores_nothing(tmp_path: Path, capsys: pytest.C
 def test_store_failure_mid_import_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Even a failure inside the store write (after prompts and models went in) leaves nothing behind."""
     from qlora_eval.interchange import ImportOptions, read_inputs
-    from qlora_eval.interchange.storing import store_imported
+    from qlora_eval.workflows.importing import store_imported
 
     rows = [{"model": "m1", "prompt_id": 1, "prompt": "Hi?", "text": "Hello"}]
     batch = read_inputs([write_jsonl(tmp_path / "a.jsonl", rows)], "answers", ImportOptions())

@@ -12,10 +12,10 @@ import pytest
 from qlora_eval.cli.main import main
 from qlora_eval.errors import InputError
 from qlora_eval.interchange import ImportOptions, read_inputs
-from qlora_eval.interchange.storing import store_imported
 from qlora_eval.rating.relative import relative_table
 from qlora_eval.store import Store
 from qlora_eval.types import Order
+from qlora_eval.workflows.importing import store_imported
 from qlora_eval.workflows.rank import RankRequest, rank
 from qlora_eval.workflows.relative import RelativeRequest, relative_rank
 from tests.interchange.fixtures import write_jsonl

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from qlora_eval.errors import InputError
 from qlora_eval.interchange import ImportOptions, read_inputs
-from qlora_eval.interchange.storing import store_imported
 from qlora_eval.store import Store
+from qlora_eval.workflows.importing import store_imported
 from tests.interchange.fixtures import write_jsonl, write_qlora
 
 PAIRS = st.sampled_from([("m1", "m2"), ("m2", "m1"), ("m1", "m3"), ("m3", "m2")])

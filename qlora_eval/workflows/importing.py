@@ -1,4 +1,8 @@
-"""Writing an imported batch into the store: everything in ONE transaction, so a failure stores nothing."""
+"""Storing an imported batch: everything in ONE transaction, so a failure stores nothing.
+
+It lives in workflows/ because it joins two siblings of layer 2: the interchange readers (what a file holds)
+and the store (where it goes).
+"""
 
 from __future__ import annotations
 
