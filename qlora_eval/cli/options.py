@@ -9,9 +9,17 @@ from typing import Any
 from qlora_eval.config import PAIRINGS
 from qlora_eval.judge.openai_judge import RetryPolicy
 from qlora_eval.judge.plan import JudgePlan
+from qlora_eval.judge.registry import JUDGE_KINDS
 from qlora_eval.judge.session import Estimate, JudgeOptions
 from qlora_eval.judge.spec import DEFAULT_JUDGE, JudgeSpec
 from qlora_eval.judge.templates import TEMPLATE_SETS
+
+
+def _judge_help() -> str:
+    """``--judge`` help built from the judge registry, so every registered kind is listed."""
+    kinds = "; ".join(" ".join(kind.grammar.split()) for kind in JUDGE_KINDS.values())
+    # argparse %-formats help strings
+    return f"the judge, one of: {kinds} (default {DEFAULT_JUDGE})".replace("%", "%%")
 
 
 def add_judge_options(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +28,7 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--judge",
         default=None,
-        help=f"openai:MODEL[?base_url=URL] (key from OPENAI_API_KEY) or local:MODEL_SPEC (default {DEFAULT_JUDGE})",
+        help=_judge_help(),
     )
     group.add_argument("--pairs", choices=PAIRINGS, default=None, help="which model pairs meet (default all)")
     group.add_argument("--concurrency", type=int, default=None, help="openai judge calls in flight (default 4)")
