@@ -199,15 +199,17 @@ class OpenAIJudge(Judge):
         if verdict is Verdict.INVALID:
             follow_up = [*messages, Message(Role.ASSISTANT, first.text), Message(Role.USER, REASK_MESSAGE)]
             estimate = estimate_call_usd(self.price, follow_up, self.max_tokens)
+            # The first reply is paid for: if the re-ask cannot happen, it is stored as INVALID with its text
+            # and cost (never dropped, so no later run pays for it again unless --retry-invalid).
             if not budget.try_reserve(estimate):
-                return JudgeOutcome(
-                    request, None, "the budget ran out before the re-ask of an unparsable reply", attempts, cost
-                )
+                note = "[not re-asked for the verdict line: the budget ran out]"
+                return self._paid_invalid(request, first, note, attempts, start)
             try:
                 second, more = self._call(follow_up)
             except _CallFailed as failed:
                 budget.settle(estimate, 0.0)
-                return JudgeOutcome(request, None, f"re-ask failed: {failed.error}", attempts + failed.attempts, cost)
+                note = f"[the re-ask for the verdict line failed: {failed.error}]"
+                return self._paid_invalid(request, first, note, attempts + failed.attempts, start)
             budget.settle(estimate, 0.0)  # the runner settles the whole outcome's cost
             attempts += more
             reasked = True
@@ -227,6 +229,23 @@ class OpenAIJudge(Judge):
             completion_tokens=completion_tokens,
         )
         return JudgeOutcome(request, judgment, None, attempts, cost, reasked)
+
+    def _paid_invalid(
+        self, request: JudgeRequest, first: _Reply, note: str, attempts: int, start: float
+    ) -> JudgeOutcome:
+        """The outcome for a paid reply without a verdict whose re-ask could not happen: an INVALID judgment."""
+        cost = self._cost(first)
+        judgment = request.judgment(
+            self.judge_id,
+            self.settings,
+            Verdict.INVALID,
+            f"{first.text}\n\n{note}",
+            cost_usd=cost,
+            latency_s=time.perf_counter() - start,
+            prompt_tokens=first.prompt_tokens,
+            completion_tokens=first.completion_tokens,
+        )
+        return JudgeOutcome(request, judgment, None, attempts, cost)
 
     def _cost(self, reply: _Reply) -> float:
         return self.price.cost(reply.prompt_tokens, reply.completion_tokens) if self.price else 0.0
