@@ -101,10 +101,12 @@ def check_names(batch: Imported, source: str) -> None:
     Raises:
         InputError: naming the file and the name.
     """
-    for judgment in batch.judgments:
-        check_name(judgment.judge, "judge name", where=source)
-        check_name(judgment.model_a, "model name", where=source)
-        check_name(judgment.model_b, "model name", where=source)
+    # Each distinct name once (a million Arena battles name a few hundred models), in order of appearance.
+    judgments = batch.judgments
+    for name in dict.fromkeys(j.judge for j in judgments):
+        check_name(name, "judge name", where=source)
+    for name in dict.fromkeys([*(j.model_a for j in judgments), *(j.model_b for j in judgments)]):
+        check_name(name, "model name", where=source)
     for name in {a.model for a in batch.answers} | {i.model for i in batch.answer_ids}:
         check_name(name, "model name", where=source)
     for review in batch.relative:

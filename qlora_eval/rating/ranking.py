@@ -6,12 +6,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qlora_eval.errors import ConfigError
-from qlora_eval.rating.adjusted import Adjustments, adjusted_bt, anchor_shift
 from qlora_eval.rating.battles import BattleArrays, battle_arrays, check_ratable
 from qlora_eval.rating.bias import (
     LengthPreference,
@@ -26,6 +25,9 @@ from qlora_eval.rating.elo import DEFAULT_INITIAL, DEFAULT_K, DEFAULT_SCALE, fit
 from qlora_eval.rating.fit_options import EloIntervals
 from qlora_eval.rating.winrates import WinRates, win_rates
 from qlora_eval.types import Battle, Rating
+
+if TYPE_CHECKING:
+    from qlora_eval.rating.adjusted import Adjustments
 
 
 class RatingMethod(Enum):
@@ -156,7 +158,7 @@ class RankingResult:
 
 
 def rank_battles(
-    battles: Sequence[Battle],
+    battles: Sequence[Battle] | BattleArrays,
     method: RatingMethod,
     rounds: int,
     rng: np.random.Generator,
@@ -175,7 +177,9 @@ def rank_battles(
     """Rate and rank models from pairwise battles.
 
     Args:
-        battles: the battles (INVALID verdicts included: they are counted, not rated).
+        battles: the battles (INVALID verdicts included: they are counted, not rated), or their
+            :class:`~qlora_eval.rating.battles.BattleArrays` (see
+            :func:`~qlora_eval.rating.battles.battle_arrays_from_columns`, the way for large inputs).
         method: ``RatingMethod.ELO`` or ``RatingMethod.BT``.
         rounds: Elo orderings or BT bootstrap rounds (see ``DEFAULT_ROUNDS``); at least 2.
         rng: the source of randomness (orderings or bootstrap draws).
@@ -215,7 +219,11 @@ def rank_battles(
             "--ties, --prior, --anchor, --position-bias and --control apply to Bradley-Terry only; "
             "drop them or use --method bt"
         )
-    arrays = battle_arrays(battles)
+    # The adjusted fits (scipy's sparse matrices among their imports) load only when a ranking runs.
+    from qlora_eval.rating.adjusted import adjusted_bt, anchor_shift
+
+    arrays = battles if isinstance(battles, BattleArrays) else battle_arrays(battles)
+    n_input = arrays.n_battles + arrays.invalid  # what answer_lengths and style are aligned with
     check_ratable(arrays)
     m = arrays.n_models
     tie_nu: float | None = None
@@ -235,7 +243,7 @@ def rank_battles(
         anchor_index = arrays.model_index(anchor) if anchor is not None else None
         covariates = None
         if style is not None:
-            z = np.asarray(style[0], dtype=np.float64).reshape(len(battles), -1)
+            z = np.asarray(style[0], dtype=np.float64).reshape(n_input, -1)
             covariates = (z[arrays.source_idx], tuple(style[1]))
         fitted = adjusted_bt(
             arrays,
@@ -304,7 +312,7 @@ def rank_battles(
         win_rates=win_rates(arrays, point, scale=scale, tie_nu=tie_nu),
         bias=position_bias(arrays),
         bias_by_judge=position_bias_by_judge(arrays),
-        length=_length_stats(arrays, answer_lengths, len(battles)),
+        length=_length_stats(arrays, answer_lengths, n_input),
         invalid_per_model={name: int(arrays.invalid_per_model[i]) for i, name in enumerate(arrays.models)},
         parameters=parameters,
         adjustments=adjustments,

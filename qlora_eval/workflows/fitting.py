@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from qlora_eval.config import RatingConfig
     from qlora_eval.rating import FitOptions, RankingResult, RatingMethod
+    from qlora_eval.rating.battles import BattleArrays
 
 
 def rank_judgments(
@@ -54,16 +55,16 @@ def rank_judgments(
     bt_only = fit.bt_only_set()
     if method is RatingMethod.ELO and bt_only:
         raise ConfigError(f"{', '.join(bt_only)} apply to Bradley-Terry only; drop them or use --method bt")
-    battles = [j.to_battle() for j in judgments]
+    arrays = judgment_arrays(judgments)
     style = None
     if fit.controls:
         style = style_inputs(judgments, fit, answer_text)
     anchor, base = (fit.anchor[0], fit.anchor[1]) if fit.anchor is not None else (None, 1000.0)
-    if anchor is not None and anchor not in {j.model_a for j in judgments} | {j.model_b for j in judgments}:
+    if anchor is not None and anchor not in arrays.models:
         raise InputError(f"--anchor {anchor}={base:g}: no battle names model {anchor!r}")
     try:
         result = rank_battles(
-            battles,
+            arrays,
             method,
             rounds,
             rng,
@@ -83,6 +84,21 @@ def rank_judgments(
         ) from None
     parameters = {**result.parameters, "fit": fit.to_json(method.value)}
     return dataclasses.replace(result, parameters=parameters)
+
+
+def judgment_arrays(judgments: Sequence[Judgment]) -> BattleArrays:
+    """The rating engine's arrays of the judgments: the same as those of ``[j.to_battle() for j in judgments]``
+    (prompt ids ``prompt_set/prompt_id``), built from columns so that a million verdicts cost no million
+    ``Battle`` objects."""
+    from qlora_eval.rating.battles import battle_arrays_from_columns
+
+    return battle_arrays_from_columns(
+        [j.model_a for j in judgments],
+        [j.model_b for j in judgments],
+        [j.verdict for j in judgments],
+        [f"{j.prompt_set}/{j.prompt_id}" for j in judgments],  # Judgment.to_battle's prompt id
+        [j.judge for j in judgments],
+    )
 
 
 def style_inputs(

@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from qlora_eval import __version__
 from qlora_eval.errors import ConfigError, ConvergenceError, InputError, nearest_names
 from qlora_eval.interchange import FORMATS, ImportOptions, read_inputs
 from qlora_eval.rating.fit_options import FitOptions
-from qlora_eval.types import Battle, Judgment, content_key, utc_now
+from qlora_eval.types import Battle, Judgment, content_key, sha256_text, utc_now
 from qlora_eval.workflows.document import InputRecord, RankDocument, Ranking
 
 if TYPE_CHECKING:
@@ -223,13 +224,41 @@ def select(judgments: Sequence[Judgment], judges: Sequence[str] | None, models: 
 def verdicts_sha256(judgments: Sequence[Judgment]) -> str:
     """One hash of exactly the verdicts ranked (who, whom, which prompt, which order, what verdict).
 
-    Independent of input order and of where the verdicts came from; one JSON dump instead of a content
-    key per judgment keeps it cheap (rank must start and finish fast).
+    Independent of input order and of where the verdicts came from: the sha256 of the canonical JSON of
+    the sorted rows ``[judge, model_a, model_b, prompt_set, prompt_id, order, verdict]``
+    (``content_key(rows)``). The value is the same as before the fast path below existed (issue 18), so
+    documents' ``data_sha256`` stay comparable across versions.
     """
-    rows = sorted(
+    rows = [
         (j.judge, j.model_a, j.model_b, j.prompt_set, j.prompt_id, j.order.value, j.verdict.value) for j in judgments
-    )
-    return content_key(rows)
+    ]
+    fast = _sorted_rows_json(rows)
+    if fast is not None:
+        return sha256_text(fast)
+    return content_key(sorted(rows))
+
+
+def _sorted_rows_json(rows: Sequence[tuple[str, ...]]) -> str | None:
+    """``canonical_json([sorted(rows)])`` built from one string per row, or None when that shortcut does not apply.
+
+    Sorting a million 7-tuples costs seconds (a tuple comparison compares element by element through
+    Python); rows joined with NUL sort in the same order as the tuples when no field holds a NUL (NUL is
+    the smallest character, so a field that is a prefix of another still sorts first). And when no field
+    holds a character JSON escapes (``"``, backslash, controls), each row's JSON is its fields quoted and
+    joined by ``","``. Rows with such characters (rare) take the plain path.
+    """
+    if not rows:
+        return None
+    keys = ["\x00".join(row) for row in rows]
+    every = "\x00".join(keys)
+    if every.count("\x00") != 7 * len(rows) - 1 or _JSON_ESCAPED.search(every) is not None:
+        return None
+    keys.sort()
+    return '[[["' + '"],["'.join(keys).replace("\x00", '","') + '"]]]'
+
+
+# Characters other than NUL that canonical_json escapes (with ensure_ascii=False): quote, backslash, controls.
+_JSON_ESCAPED = re.compile('["\\\\\x01-\x1f]')
 
 
 def stored_mmlu_sections(db: Path, models: Sequence[str]) -> tuple[ReportSection, ...]:
