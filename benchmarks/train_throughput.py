@@ -93,6 +93,7 @@ def build_quantized_llama(shape: str, seq_len: int, device: Any, compute_dtype: 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
+    from qlora_eval.models.threads import current_choice
     from qlora_eval.train.card import hardware, versions
     from qlora_eval.train.config import DatasetFormat, make_config
     from qlora_eval.train.loop import (
@@ -103,7 +104,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         optimizer_step,
     )
     from qlora_eval.train.model import add_lora, quantized_layer_classes, torch_dtype
-    from qlora_eval.train.threads import current_choice
 
     accelerator = make_accelerator()
     device = accelerator.device

@@ -12,12 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tqdm import tqdm
 
 from qlora_eval.models.base import ChatModel
 from qlora_eval.models.factory import load_chat_model
 from qlora_eval.models.spec import ModelSpec
+from qlora_eval.models.threads import ThreadChoice
 from qlora_eval.prompts import PromptSet
 from qlora_eval.store import Store
 from qlora_eval.types import Answer, GenerationSettings, Prompt, content_key
@@ -108,6 +110,7 @@ def generate_answers(
         },
     )
     generated = reused = 0
+    threads: dict[str, dict[str, int | str]] = {}  # model -> its CPU thread choice (recorded with the run)
     by_key: dict[str, Answer] = {}
     ordered_keys: list[str] = []
     status = "failed"
@@ -133,7 +136,9 @@ def generate_answers(
                 continue
             # Longest first: similar lengths share a batch (less padding), and memory trouble shows early.
             todo.sort(key=lambda p: -sum(len(t.content) for t in p.turns))
-            answers = _answer_with(spec, todo, settings, batch_size, stop, loader, store, run_id, progress)
+            answers, choice = _answer_with(spec, todo, settings, batch_size, stop, loader, store, run_id, progress)
+            if choice is not None:
+                threads[spec.name] = choice.to_dict()
             for answer in answers:
                 by_key[answer.answer_key] = answer
             generated += len(answers)
@@ -142,7 +147,10 @@ def generate_answers(
         status = "interrupted"
         raise
     finally:
-        store.finish_run(run_id, status, {"generated": generated, "reused": reused})
+        summary: dict[str, Any] = {"generated": generated, "reused": reused}
+        if threads:
+            summary["cpu_threads"] = threads
+        store.finish_run(run_id, status, summary)
     return GenerationReport(
         generated=generated,
         reused=reused,
@@ -161,8 +169,9 @@ def _answer_with(
     store: Store,
     run_id: int,
     progress: bool,
-) -> list[Answer]:
+) -> tuple[list[Answer], ThreadChoice | None]:
     model = loader(spec)
+    choice = model.cpu_threads  # read before close(), which releases the model
     made: list[Answer] = []
     tokens = 0
     busy_s = 0.0
@@ -196,4 +205,4 @@ def _answer_with(
     finally:
         bar.close()
         model.close()
-    return made
+    return made, choice

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qlora_eval.judge.templates import JudgeTemplate
+from qlora_eval.models.threads import ThreadChoice
 from qlora_eval.types import Answer, Judgment, Message, Order, Prompt, Verdict
 
 #: Characters per token used to estimate prompt tokens before a call (the usual rule of thumb for English
@@ -167,6 +168,11 @@ class Judge(ABC):
         Raises:
             BackendError: for failures that no retry can fix (bad API key, unknown model); the run stops.
         """
+
+    @property
+    def cpu_threads(self) -> ThreadChoice | None:
+        """The torch thread count a local judge runs with on CPU and why; None for API judges and CUDA."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the judge's model or client."""

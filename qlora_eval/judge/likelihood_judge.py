@@ -37,6 +37,7 @@ from qlora_eval.judge.base import Budget, Judge, JudgeOutcome, JudgeRequest
 from qlora_eval.judge.kind import JudgeKind, JudgeSpec
 from qlora_eval.judge.options import JudgeOptions
 from qlora_eval.judge.pricing import Price, PriceTable
+from qlora_eval.models.threads import ThreadChoice
 from qlora_eval.types import Message, Role, Verdict
 
 if TYPE_CHECKING:
@@ -251,6 +252,10 @@ class LikelihoodJudge(Judge):
     @property
     def settings(self) -> dict[str, Any]:
         return likelihood_judge_settings(self.target)
+
+    @property
+    def cpu_threads(self) -> ThreadChoice | None:
+        return self._model.cpu_threads
 
     def estimate_usd(self, request: JudgeRequest) -> float:
         return 0.0

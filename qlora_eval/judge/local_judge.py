@@ -36,6 +36,7 @@ from qlora_eval.judge.kind import JudgeKind, JudgeSpec
 from qlora_eval.judge.options import JudgeOptions
 from qlora_eval.judge.pricing import Price, PriceTable
 from qlora_eval.judge.templates import JudgeTemplate
+from qlora_eval.models.threads import ThreadChoice
 from qlora_eval.types import Judgment, Message, Verdict
 
 #: The start of the judge's reply, after which the next token is read. It ends with a space because tokenizers
@@ -119,6 +120,10 @@ class LocalJudge(Judge):
     @property
     def settings(self) -> dict[str, Any]:
         return local_judge_settings(self.model_spec)
+
+    @property
+    def cpu_threads(self) -> ThreadChoice | None:
+        return self._model.cpu_threads
 
     def estimate_usd(self, request: JudgeRequest) -> float:
         return 0.0

@@ -11,9 +11,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from qlora_eval.errors import InternalError
 from qlora_eval.judge.base import Budget, Judge, JudgeOutcome, JudgeRequest
+from qlora_eval.models.threads import ThreadChoice
 from qlora_eval.store import Store
 from qlora_eval.types import Verdict
 
@@ -35,6 +37,7 @@ class JudgeRunSummary:
         reasked: calls re-asked once because the first reply had no verdict.
         cost_usd: dollars spent by this run.
         stopped_by_budget: whether the budget stopped the run before the plan was done.
+        cpu_threads: a local judge on CPU: the torch thread count it ran with and why (else None).
     """
 
     planned: int
@@ -47,6 +50,7 @@ class JudgeRunSummary:
     reasked: int
     cost_usd: float
     stopped_by_budget: bool
+    cpu_threads: ThreadChoice | None = None
 
     @property
     def judgments(self) -> int:
@@ -58,8 +62,8 @@ class JudgeRunSummary:
         """Every planned judgment is stored: none failed, none left unstarted (budget, batches in flight)."""
         return self.failed == 0 and self.not_started == 0
 
-    def to_dict(self) -> dict[str, int | float | bool]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        figures: dict[str, Any] = {
             "judgments": self.judgments,
             "new": self.new,
             "invalid": self.invalid,
@@ -72,6 +76,9 @@ class JudgeRunSummary:
             "reasked": self.reasked,
             "stopped_by_budget": self.stopped_by_budget,
         }
+        if self.cpu_threads is not None:
+            figures["cpu_threads"] = self.cpu_threads.to_dict()
+        return figures
 
 
 def run_judge(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qlora_eval.errors import ConfigError
 from qlora_eval.judge.base import Budget, Judge
@@ -20,6 +20,7 @@ from qlora_eval.judge.plan import JudgePlan, plan_judgments, reusable_verdicts
 from qlora_eval.judge.pricing import Price, PriceTable, load_prices
 from qlora_eval.judge.runner import JudgeRunSummary, run_judge
 from qlora_eval.judge.templates import TemplateSet, resolve_templates
+from qlora_eval.judge.tokens import token_counter
 from qlora_eval.store import Store
 from qlora_eval.types import Answer, Message, Prompt
 
@@ -45,10 +46,11 @@ class Estimate:
 
     Attributes:
         calls: judge calls to make (re-asks not counted: they happen only for unparsable replies).
-        prompt_tokens: estimated prompt tokens of those calls (characters / 4).
+        prompt_tokens: prompt tokens of those calls, counted as ``token_method`` says.
         max_completion_tokens: completion tokens if every reply used ``max_tokens`` (an upper bound).
         cost_usd: estimated dollars (prompt estimate + full completions), 0 for local judges.
         priced: False when an openai judge's model has no entry in the price table.
+        token_method: how prompt tokens were counted (the model's tokenizer, or the conservative fallback and why).
     """
 
     calls: int
@@ -56,6 +58,7 @@ class Estimate:
     max_completion_tokens: int
     cost_usd: float
     priced: bool
+    token_method: str = ""
 
 
 def price_for(spec: JudgeSpec, options: JudgeOptions) -> tuple[Price | None, PriceTable]:
@@ -148,9 +151,10 @@ def estimate_messages(calls: Sequence[Sequence[Message]], spec: JudgeSpec, optio
 
         price = batch_price(spec, table, options)
     per_call = spec.kind.completion_tokens(options)
-    prompt_tokens = sum(estimate_prompt_tokens(messages) for messages in calls)
-    cost = sum(estimate_call_usd(price, messages, per_call) for messages in calls)
-    return Estimate(len(calls), prompt_tokens, per_call * len(calls), cost, price is not None)
+    tokens = token_counter(spec.target)
+    prompt_tokens = sum(estimate_prompt_tokens(messages, tokens) for messages in calls)
+    cost = sum(estimate_call_usd(price, messages, per_call, tokens) for messages in calls)
+    return Estimate(len(calls), prompt_tokens, per_call * len(calls), cost, price is not None, tokens.method)
 
 
 def make_judge(spec: JudgeSpec, options: JudgeOptions) -> Judge:
@@ -184,7 +188,7 @@ def judge(
         return as_run_summary(run_batch(store, plan_, spec=spec, options=options, run_id=run_id))
     judge_ = make_judge(spec, options)
     try:
-        return run_judge(
+        summary = run_judge(
             store,
             judge_,
             plan_.requests,
@@ -193,6 +197,7 @@ def judge(
             run_id=run_id,
             progress=progress,
         )
+        return replace(summary, cpu_threads=judge_.cpu_threads)
     finally:
         judge_.close()
 

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qlora_eval.models.threads import ThreadChoice
 from qlora_eval.types import GenerationSettings, Message, canonical_json
 
 
@@ -58,6 +59,11 @@ class ChatModel(ABC):
         Returns:
             One completion per conversation, in order.
         """
+
+    @property
+    def cpu_threads(self) -> ThreadChoice | None:
+        """The torch thread count a local model runs with on CPU and why; None for other backends and CUDA."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
         """Release what the backend holds (engine processes, GPU memory)."""

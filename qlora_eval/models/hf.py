@@ -36,6 +36,7 @@ from qlora_eval.models.base import ChatModel, Completion, is_greedy, row_seed
 from qlora_eval.models.chat import format_chat, format_stop_strings
 from qlora_eval.models.gguf import local_model_dir
 from qlora_eval.models.spec import Backend, ChatFormat, ModelSpec
+from qlora_eval.models.threads import ThreadChoice, use_cpu_threads
 from qlora_eval.types import GenerationSettings, Message
 
 if TYPE_CHECKING:
@@ -56,12 +57,14 @@ class LoadedModel:
         tokenizer: its tokenizer; ``padding_side == "left"`` and a pad token is always set.
         spec: the spec it was loaded from.
         device: ``"cpu"`` or a CUDA device string.
+        cpu_threads: on CPU, the torch thread count chosen at load time and why (None on CUDA).
     """
 
     model: Any
     tokenizer: Any
     spec: ModelSpec
     device: str
+    cpu_threads: ThreadChoice | None = None
 
 
 def resolve_device(device: str | None) -> str:
@@ -174,7 +177,9 @@ def load_hf_model(spec: ModelSpec, *, device: str | None = None) -> LoadedModel:
     if tokenizer.pad_token is None:
         # Padding positions are masked out, so any token works; EOS is the one every tokenizer has.
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, device=device)
+    # Oversubscribed OpenMP threads stall on a busy CPU (qlora_eval.models.threads): use the idle cores only.
+    choice = use_cpu_threads() if device == "cpu" else None
+    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, device=device, cpu_threads=choice)
 
 
 class _PerRowSampler:
@@ -211,6 +216,7 @@ class HFChatModel(ChatModel):
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
+        self._cpu_threads = loaded.cpu_threads  # kept after close(), which releases ``loaded``
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, *, device: str | None = None) -> HFChatModel:
@@ -220,6 +226,10 @@ class HFChatModel(ChatModel):
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def cpu_threads(self) -> ThreadChoice | None:
+        return self._cpu_threads
 
     @property
     def _add_special_tokens(self) -> bool:

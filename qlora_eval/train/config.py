@@ -108,7 +108,7 @@ class TrainConfig:
         seed: seeds data order, LoRA init and dropout.
         save_every: optimizer steps between checkpoints.
         cpu_threads: torch threads of a CPU run; ``None`` chooses from the idle cores
-            (``qlora_eval.train.threads``). Ignored on CUDA.
+            (``qlora_eval.models.threads``). Ignored on CUDA.
     """
 
     base_model: str

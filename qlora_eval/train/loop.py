@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from qlora_eval.errors import ConfigError, TrainingDivergedError
-from qlora_eval.train import attention, batching, checkpoint, evaluation, threads
+from qlora_eval.models import threads
+from qlora_eval.train import attention, batching, checkpoint, evaluation
 from qlora_eval.train.collator import TokenizedExample, TokenizeSettings, tokenize_example
 from qlora_eval.train.config import OPTIMIZERS, TrainConfig
 from qlora_eval.train.data import LoadedData, hf_chat_renderer, load_examples

@@ -13,6 +13,7 @@ from qlora_eval.generate import generate_answers
 from qlora_eval.models.base import ChatModel, Completion
 from qlora_eval.models.dummy import DummyChatModel
 from qlora_eval.models.spec import ModelSpec, parse_model_spec
+from qlora_eval.models.threads import ThreadChoice
 from qlora_eval.prompts import load_prompt_set
 from qlora_eval.store import Store
 from qlora_eval.types import GenerationSettings, Message
@@ -148,3 +149,23 @@ def test_cli_unknown_prompt_set(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code = main(["generate", "--models", f"hf:{tmp_path}", "--prompts", "nope", "--db", str(tmp_path / "x.db")])
     assert code == 2
     assert "built-in sets are vicuna, oa, demo" in capsys.readouterr().err
+
+
+class _OnCpu(DummyChatModel):
+    """A dummy that reports the CPU thread choice a local model made at load time."""
+
+    @property
+    def cpu_threads(self) -> ThreadChoice | None:
+        return ThreadChoice(1, "1 of 2 cores: load average 5.00 leaves 0 idle")
+
+
+def test_the_cpu_thread_choice_is_recorded_with_the_run(store: Store, tmp_path: Path) -> None:
+    demo = load_prompt_set("demo").limit(2)
+    loaders = {"cpu": _OnCpu, "api": DummyChatModel}
+    models = specs(tmp_path, "cpu", "api")
+    report = generate_answers(store, models, demo, SETTINGS, loader=lambda s: loaders[s.name](s.name), progress=False)
+    run = next(r for r in store.runs() if r.run_id == report.run_id)
+    assert run.summary is not None
+    assert run.summary["cpu_threads"] == {
+        "cpu": {"threads": 1, "reason": "1 of 2 cores: load average 5.00 leaves 0 idle"}
+    }

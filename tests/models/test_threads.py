@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from qlora_eval.errors import ConfigError
+from qlora_eval.models.threads import ThreadChoice, choose_cpu_threads, current_choice
 from qlora_eval.train.config import DatasetFormat, make_config
-from qlora_eval.train.threads import choose_cpu_threads, current_choice
 
 
 def test_idle_machine_keeps_torch_default() -> None:
@@ -47,3 +49,30 @@ def test_config_rejects_zero_threads() -> None:
         make_config(
             base_model="x", dataset="f.jsonl", dataset_format=DatasetFormat.INPUT_OUTPUT, output_dir="o", cpu_threads=0
         )
+
+
+def test_a_model_loaded_on_cpu_uses_and_records_the_choice(tiny_llama_dir: Path) -> None:
+    import torch
+
+    from qlora_eval.models.hf import HFChatModel
+    from qlora_eval.models.spec import parse_model_spec
+
+    before = torch.get_num_threads()
+    try:
+        model = HFChatModel.from_spec(parse_model_spec(f"hf:{tiny_llama_dir}"), device="cpu")
+        choice = model.cpu_threads
+        assert choice is not None and 1 <= choice.threads <= before
+        assert torch.get_num_threads() == choice.threads
+        assert "load average" in choice.reason
+        assert choice.to_dict() == {"threads": choice.threads, "reason": choice.reason}
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_judge_summary_records_a_local_judges_choice() -> None:
+    from qlora_eval.judge.runner import JudgeRunSummary
+
+    base = JudgeRunSummary(1, 0, 1, 0, 0, 0, 1, 0, 0.0, False)
+    assert "cpu_threads" not in base.to_dict()
+    with_choice = JudgeRunSummary(1, 0, 1, 0, 0, 0, 1, 0, 0.0, False, ThreadChoice(1, "why"))
+    assert with_choice.to_dict()["cpu_threads"] == {"threads": 1, "reason": "why"}
