@@ -24,6 +24,7 @@ VERDICT_BOTH_BAD = 3
 _CODE = {Verdict.A: VERDICT_A, Verdict.B: VERDICT_B, Verdict.TIE: VERDICT_TIE, Verdict.BOTH_BAD: VERDICT_BOTH_BAD}
 _SCORE_OF_CODE = np.array([1.0, 0.0, 0.5, 0.5])
 _CODE_OR_INVALID = {**_CODE, Verdict.INVALID: -1}
+_CODE_OF_VALUE = {verdict.value: code for verdict, code in _CODE_OR_INVALID.items()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,7 +138,8 @@ def battle_arrays_from_columns(
     # battles this is several times faster.
     all_a = np.fromiter(map(model_pos.__getitem__, model_a), dtype=np.intp, count=n_input)
     all_b = np.fromiter(map(model_pos.__getitem__, model_b), dtype=np.intp, count=n_input)
-    all_code = np.fromiter(map(_CODE_OR_INVALID.__getitem__, verdicts), dtype=np.int8, count=n_input)
+    # Keyed by the member's value: Enum.__hash__ is Python code, str's is not.
+    all_code = np.fromiter((_CODE_OF_VALUE[v._value_] for v in verdicts), dtype=np.int8, count=n_input)
     valid = all_code >= 0
     source_idx = np.flatnonzero(valid).astype(np.intp)
     invalid_per_model = (np.bincount(all_a[~valid], minlength=m) + np.bincount(all_b[~valid], minlength=m)).astype(
@@ -179,13 +181,10 @@ def battle_arrays_from_columns(
 
 def _sorted_index(values: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray]:
     """Distinct values, sorted, and each value's index among them (shape ``(len(values),)`` intp)."""
-    first_seen: dict[str, int] = {}
-    codes = np.fromiter((first_seen.setdefault(v, len(first_seen)) for v in values), dtype=np.intp, count=len(values))
-    distinct = list(first_seen)
-    order = sorted(range(len(distinct)), key=distinct.__getitem__)
-    rank = np.empty(len(distinct), dtype=np.intp)
-    rank[order] = np.arange(len(distinct), dtype=np.intp)
-    return tuple(distinct[i] for i in order), rank[codes]
+    # C-level passes (dict.fromkeys, sorted, map): a million distinct Arena prompt ids take well under a second.
+    distinct = sorted(dict.fromkeys(values))
+    position = {value: i for i, value in enumerate(distinct)}
+    return tuple(distinct), np.fromiter(map(position.__getitem__, values), dtype=np.intp, count=len(values))
 
 
 def battle_counts(arrays: BattleArrays) -> np.ndarray:

@@ -229,8 +229,10 @@ def verdicts_sha256(judgments: Sequence[Judgment]) -> str:
     (``content_key(rows)``). The value is the same as before the fast path below existed (issue 18), so
     documents' ``data_sha256`` stay comparable across versions.
     """
+    # _value_ is the member's value (Enum.value is a descriptor, ~1 s per million reads here).
     rows = [
-        (j.judge, j.model_a, j.model_b, j.prompt_set, j.prompt_id, j.order.value, j.verdict.value) for j in judgments
+        (j.judge, j.model_a, j.model_b, j.prompt_set, j.prompt_id, j.order._value_, j.verdict._value_)
+        for j in judgments
     ]
     fast = _sorted_rows_json(rows)
     if fast is not None:
