@@ -19,12 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from qlora_eval.rating.jit import cached_njit
 from qlora_eval.rating.rng_kernel import _U64, _bounded, _seed, _uniform
 
 _BLOCK = 8  # rounds per thread task
 
 
-@numba.njit(cache=True)
+@cached_njit()
 def _poisson_constants(multiplicity: np.ndarray) -> np.ndarray:
     """Per type, the constants of its Poisson sampler (shape ``(K, 8)``), computed once for all rounds."""
     n_types = multiplicity.shape[0]
@@ -78,7 +79,7 @@ def _poisson(
             return int(k), s0, s1, s2, s3
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _draw(multiplicity: np.ndarray, keys: np.ndarray, out: np.ndarray) -> None:
     """Fill ``out[r]`` (shape ``(R, K)`` int64) with one ``Multinomial(P, multiplicity / P)`` draw per key."""
     rounds, n_types = out.shape
@@ -165,7 +166,7 @@ def compiled_type_counts(multiplicity: np.ndarray, keys: np.ndarray, threads: in
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _chord_half_win(
     lo: np.ndarray,
     hi: np.ndarray,

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 
+from qlora_eval.rating.jit import cached_njit
 from qlora_eval.rating.rng_kernel import _U64, _bounded, _seed
 
 _B_SHIFT = 24
@@ -34,7 +34,7 @@ _BLOCK = 64
 _LANES = 4  # rounds replayed side by side in one thread (see _replay)
 
 
-@numba.njit(cache=True)
+@cached_njit()
 def _shuffle(order: np.ndarray, key: np.uint64) -> None:
     """Fisher-Yates shuffle of ``order`` in place with the round generator of ``key`` (same draws as the replay)."""
     s0, s1, s2, s3 = _seed(key)
@@ -47,7 +47,7 @@ def _shuffle(order: np.ndarray, key: np.uint64) -> None:
         order[k] = tmp
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _replay(records: np.ndarray, half_kc: float, kc: float, x0: float, keys: np.ndarray, out: np.ndarray) -> None:
     """Fill ``out[r]`` (natural-log units) with the final ratings of the ordering drawn from ``keys[r]``.
 
