@@ -113,6 +113,14 @@ def run(args: argparse.Namespace) -> int:
         on_estimate=lambda est, plan, spec: print(format_estimate(est, plan, spec), file=sys.stderr),
     )
     document = result.document
+    if document is None:
+        print(
+            f"{result.judging.in_flight} judgments are in Batch API batches and none is back yet, so nothing was "
+            f"rated; run the same command again later to collect them and rate (progress: qlora-eval judge --db "
+            f"{config.db} --batch-status)",
+            file=sys.stderr,
+        )
+        return 0
     print(format_leaderboard(document.elo) + "\n\n" + format_leaderboard(document.bt))
     print(f"wrote {config.html} and {config.json} ({result.seconds:.0f} s)", file=sys.stderr)
     return 0 if result.complete else 1

@@ -102,6 +102,7 @@ def as_run_summary(summary: BatchRunSummary) -> JudgeRunSummary:
         reasked=0,
         cost_usd=c.cost_usd,
         stopped_by_budget=bool(s and s.not_started),
+        in_flight=summary.in_flight,
     )
 
 

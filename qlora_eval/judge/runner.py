@@ -38,6 +38,8 @@ class JudgeRunSummary:
         cost_usd: dollars spent by this run.
         stopped_by_budget: whether the budget stopped the run before the plan was done.
         cpu_threads: a local judge on CPU: the torch thread count it ran with and why (else None).
+        in_flight: Batch API runs: of ``not_started``, the judgments waiting in open batches (collected by a
+            later run).
     """
 
     planned: int
@@ -51,6 +53,7 @@ class JudgeRunSummary:
     cost_usd: float
     stopped_by_budget: bool
     cpu_threads: ThreadChoice | None = None
+    in_flight: int = 0
 
     @property
     def judgments(self) -> int:
@@ -76,6 +79,8 @@ class JudgeRunSummary:
             "reasked": self.reasked,
             "stopped_by_budget": self.stopped_by_budget,
         }
+        if self.in_flight:
+            figures["in_flight"] = self.in_flight
         if self.cpu_threads is not None:
             figures["cpu_threads"] = self.cpu_threads.to_dict()
         return figures

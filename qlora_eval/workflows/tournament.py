@@ -46,15 +46,21 @@ class TournamentResult:
         generated: answers generated in this run.
         reused_answers: answers found in the store.
         judging: the judge run's summary.
-        document: what ``--json`` holds (also written to ``config.json``).
+        document: what ``--json`` holds (also written to ``config.json``); None when nothing was rated because
+            every judgment still waits in Batch API batches (see :attr:`waiting`).
         seconds: wall time of the run.
     """
 
     generated: int
     reused_answers: int
     judging: JudgeRunSummary
-    document: TournamentDocument
+    document: TournamentDocument | None
     seconds: float
+
+    @property
+    def waiting(self) -> bool:
+        """Nothing to rate yet: no judgment is stored and some wait in Batch API batches (run again later)."""
+        return self.document is None
 
     @property
     def complete(self) -> bool:
@@ -160,6 +166,10 @@ def run_tournament(
         command: the command line, recorded in the report.
         on_estimate: called with the estimate when there are judge calls to make, before they are made.
 
+    When every judgment of the tournament is still in Batch API batches (``judge: {batch: true}``, first run),
+    nothing is rated or written: the result's ``document`` is None and ``judging.in_flight`` says how many
+    wait; running the tournament again collects the ended batches and rates.
+
     Raises:
         ConfigError: a bad config, or nothing to rate (every judge call failed).
     """
@@ -221,6 +231,9 @@ def run_tournament(
                 template_dir=options.template_dir,
                 template_set=session.templates_for(options),
             )
+            if not data.judgments and summary.in_flight:
+                status = "waiting"  # the batches are collected by the next run; there is nothing to rate yet
+                return TournamentResult(generated, reused, summary, None, time.perf_counter() - start)
             rated = rate(data)
             html = report_html(data, rated)
             status = "done" if summary.complete else "incomplete"

@@ -17,6 +17,7 @@ from qlora_eval.cli.main import main
 from qlora_eval.store import Store, SubmissionState
 from tests.judge.conftest import MODELS, fill_store
 from tests.judge.fake_batch_server import BatchBehaviour, FakeBatchServer
+from tests.judge.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,3 +126,37 @@ def test_batch_with_relative_protocol_is_refused(db: Path, capsys: pytest.Captur
     args = ["judge", "--db", str(db), "--models", *MODELS, "--judge", "openai:gpt-4o?base_url=http://127.0.0.1:9/v1"]
     assert main([*args, "--batch", "--protocol", "relative", "--reference", "alpha"]) == 2
     assert "--protocol pairwise only" in capsys.readouterr().err
+
+
+def test_first_batch_tournament_run_waits_then_the_next_one_rates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "local")  # the contestants answer from a local fake server
+    config = tmp_path / "t.yaml"
+    out = tmp_path / "out"
+    with (
+        FakeOpenAI(reply=lambda body: "an answer") as answers,
+        FakeBatchServer([BatchBehaviour(polls_in_progress=1)]) as fake,
+    ):
+        contestants = [f"openai:m?base_url={answers.base_url}&name={n}" for n in ("a", "b")]
+        config.write_text(
+            f"models: {json.dumps(contestants)}\n"
+            "prompts: {name: demo, limit: 2}\n"
+            f"judge: {{spec: 'openai:gpt-4o?base_url={fake.base_url}', batch: true}}\n"
+            f"db: {tmp_path / 't.db'}\nhtml: {out / 't.html'}\njson: {out / 't.json'}\nrounds: 20\n"
+        )
+        args = ["tournament", "--config", str(config), "--no-progress"]
+        # every judgment is in flight: nothing to rate yet, which is not an error (it was exit 2 before)
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert "4 judgments are in Batch API batches and none is back yet" in err
+        assert f"qlora-eval judge --db {tmp_path / 't.db'} --batch-status" in err
+        assert not (out / "t.json").exists()
+        with Store(tmp_path / "t.db") as store:
+            assert [r.status for r in store.runs() if r.command == "tournament"] == ["waiting"]
+        assert main(args) == 0  # the batch is still in progress at this poll
+        assert "are in Batch API batches" in capsys.readouterr().err
+        assert main(args) == 0  # ended now: collected, rated, written
+        document = json.loads((out / "t.json").read_text())
+        assert document["judging"]["judgments"] == 4
+    assert len(fake.submitted) == 4 and fake.duplicates() == []
