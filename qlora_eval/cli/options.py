@@ -93,8 +93,8 @@ def format_estimate(est: Estimate, job: JudgePlan, spec: JudgeSpec) -> str:
             if job.reused_keys
             else []
         ),
-        f"estimated tokens: ~{est.prompt_tokens} prompt (characters / 4), at most {est.max_completion_tokens} "
-        "completion",
+        f"estimated tokens: ~{est.prompt_tokens} prompt ({est.token_method or 'not counted'}), at most "
+        f"{est.max_completion_tokens} completion (reserved in full for the budget)",
     ]
     if est.priced:
         lines.append(f"estimated cost: ${est.cost_usd:.4f} (upper bound: every reply at --max-tokens)")

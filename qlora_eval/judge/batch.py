@@ -38,6 +38,7 @@ from qlora_eval.judge.batch_format import (
 )
 from qlora_eval.judge.openai_judge import estimate_call_usd
 from qlora_eval.judge.pricing import Price
+from qlora_eval.judge.tokens import token_counter
 from qlora_eval.models.openai_client import MalformedResponse, RetriesExhausted
 from qlora_eval.store import BatchSubmission, Store, SubmissionState
 from qlora_eval.types import Judgment, Verdict
@@ -129,7 +130,8 @@ def without_in_flight(store: Store, requests: Sequence[JudgeRequest]) -> tuple[l
 
 def estimate_usd(requests: Sequence[JudgeRequest], job: BatchJob) -> float:
     """The batch-price estimate of ``requests`` (the prompt estimate plus a full ``max_tokens`` reply each)."""
-    return sum(estimate_call_usd(job.price, r.messages, job.max_tokens) for r in requests)
+    tokens = token_counter(job.model)
+    return sum(estimate_call_usd(job.price, r.messages, job.max_tokens, tokens) for r in requests)
 
 
 def submit(
@@ -158,7 +160,7 @@ def submit(
     chosen: list[JudgeRequest] = []
     spent = 0.0
     for request in requests:
-        cost = estimate_call_usd(job.price, request.messages, job.max_tokens)
+        cost = estimate_call_usd(job.price, request.messages, job.max_tokens, token_counter(job.model))
         if budget_usd is not None and spent + cost > budget_usd:
             break
         chosen.append(request)

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from qlora_eval.errors import ConfigError
-from qlora_eval.judge.base import CHARS_PER_TOKEN, Budget, Judge, JudgeOutcome, JudgeRequest
+from qlora_eval.judge.base import Budget, Judge, JudgeOutcome, JudgeRequest
 from qlora_eval.judge.kind import JudgeKind, JudgeSpec
 from qlora_eval.judge.options import JudgeOptions
-from qlora_eval.judge.pricing import Price, PriceTable, estimate_tokens
+from qlora_eval.judge.pricing import Price, PriceTable
+from qlora_eval.judge.tokens import TokenCounter, token_counter
 from qlora_eval.models.openai_client import ChatReply, OpenAIClient, RetriesExhausted, RetryPolicy, resolve_api_key
 from qlora_eval.types import Message, Role, Verdict
 
@@ -43,8 +44,10 @@ REASK_MESSAGE = (
     "Your reply did not end with a line holding only the digit 1, 2 or 3. Reply now with that single "
     "line only: 1 if Answer 1 is better, 2 if Answer 2 is better, 3 if they are equally good."
 )
-#: Tokens a chat message costs beyond its text (role markers); part of the pre-call estimate.
+#: Tokens a chat message costs beyond its text (role markers), and the reply's priming tokens: part of the
+#: pre-call count (OpenAI's chat format adds about 3 per message and 3 per reply).
 _MESSAGE_OVERHEAD_TOKENS = 4
+_REPLY_PRIMING_TOKENS = 3
 
 
 def openai_judge_settings(model: str, temperature: float, max_tokens: int) -> dict[str, Any]:
@@ -52,17 +55,19 @@ def openai_judge_settings(model: str, temperature: float, max_tokens: int) -> di
     return {"protocol": "pairwise-3class", "model": model, "temperature": temperature, "max_tokens": max_tokens}
 
 
-def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
-    """Prompt tokens of a call, estimated before it from its length (see ``CHARS_PER_TOKEN``)."""
-    chars = sum(len(m.content) for m in messages)
-    return estimate_tokens(chars, CHARS_PER_TOKEN) + _MESSAGE_OVERHEAD_TOKENS * len(messages)
+def estimate_prompt_tokens(messages: Sequence[Message], counter: TokenCounter) -> int:
+    """Prompt tokens of a call, counted before it with ``counter`` (the model's tokenizer or the fallback)."""
+    overhead = _MESSAGE_OVERHEAD_TOKENS * len(messages) + _REPLY_PRIMING_TOKENS
+    return sum(counter.count(m.content) for m in messages) + overhead
 
 
-def estimate_call_usd(price: Price | None, messages: Sequence[Message], max_tokens: int) -> float:
-    """An upper estimate of one call's cost: the estimated prompt plus a completion of ``max_tokens``."""
+def estimate_call_usd(
+    price: Price | None, messages: Sequence[Message], max_tokens: int, counter: TokenCounter
+) -> float:
+    """An upper estimate of one call's cost: the counted prompt plus a completion of ``max_tokens`` (reserved)."""
     if price is None:
         return 0.0
-    return price.cost(estimate_prompt_tokens(messages), max_tokens)
+    return price.cost(estimate_prompt_tokens(messages, counter), max_tokens)
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class OpenAIJudge(Judge):
         self.batch_size = 1
         self.retry = retry or RetryPolicy()
         self.judge_id = judge_id or f"openai:{model}"
+        self.tokens = token_counter(model)
         api_key = resolve_api_key(
             None,
             base_url,
@@ -160,11 +166,10 @@ class OpenAIJudge(Judge):
         return openai_judge_settings(self.model, self.temperature, self.max_tokens)
 
     def estimate_usd(self, request: JudgeRequest) -> float:
-        return estimate_call_usd(self.price, request.messages, self.max_tokens)
+        return estimate_call_usd(self.price, request.messages, self.max_tokens, self.tokens)
 
-    @staticmethod
-    def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
-        return estimate_prompt_tokens(messages)
+    def estimate_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        return estimate_prompt_tokens(messages, self.tokens)
 
     def judge_batch(self, requests: Sequence[JudgeRequest], budget: Budget) -> list[JudgeOutcome]:
         return [self._judge_one(r, budget) for r in requests]
@@ -198,7 +203,7 @@ class OpenAIJudge(Judge):
         verdict, rationale, reasked = request.template.parse_verdict(first.text), first.text, False
         if verdict is Verdict.INVALID:
             follow_up = [*messages, Message(Role.ASSISTANT, first.text), Message(Role.USER, REASK_MESSAGE)]
-            estimate = estimate_call_usd(self.price, follow_up, self.max_tokens)
+            estimate = estimate_call_usd(self.price, follow_up, self.max_tokens, self.tokens)
             # The first reply is paid for: if the re-ask cannot happen, it is stored as INVALID with its text
             # and cost (never dropped, so no later run pays for it again unless --retry-invalid).
             if not budget.try_reserve(estimate):
@@ -247,6 +252,23 @@ class OpenAIJudge(Judge):
         )
         return JudgeOutcome(request, judgment, None, attempts, cost)
 
+    def _paid_invalid(
+        self, request: JudgeRequest, first: _Reply, note: str, attempts: int, start: float
+    ) -> JudgeOutcome:
+        """The outcome for a paid reply without a verdict whose re-ask could not happen: an INVALID judgment."""
+        cost = self._cost(first)
+        judgment = request.judgment(
+            self.judge_id,
+            self.settings,
+            Verdict.INVALID,
+            f"{first.text}\n\n{note}",
+            cost_usd=cost,
+            latency_s=time.perf_counter() - start,
+            prompt_tokens=first.prompt_tokens,
+            completion_tokens=first.completion_tokens,
+        )
+        return JudgeOutcome(request, judgment, None, attempts, cost)
+
     def _cost(self, reply: _Reply) -> float:
         return self.price.cost(reply.prompt_tokens, reply.completion_tokens) if self.price else 0.0
 
@@ -267,7 +289,7 @@ class OpenAIJudge(Judge):
         if reply.prompt_tokens is not None and reply.completion_tokens is not None:
             return _Reply(reply.text, reply.prompt_tokens, reply.completion_tokens)
         # The server reported no usage: estimate it the way --dry-run does, so costs are never silently 0.
-        return _Reply(reply.text, estimate_prompt_tokens(messages), estimate_tokens(len(reply.text), CHARS_PER_TOKEN))
+        return _Reply(reply.text, estimate_prompt_tokens(messages, self.tokens), self.tokens.count(reply.text))
 
 
 # -- the kind ----------------------------------------------------------------------------------------------

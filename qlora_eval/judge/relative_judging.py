@@ -164,7 +164,7 @@ def run_relative(store: Store, plan: RelativePlan, *, spec: JudgeSpec, options: 
     budget = Budget(options.budget_usd)
 
     def call(request: RelativeRequest) -> Completion | None:
-        estimate = estimate_call_usd(judge.price, request.messages, options.max_tokens)
+        estimate = estimate_call_usd(judge.price, request.messages, options.max_tokens, judge.tokens)
         if not budget.try_reserve(estimate):
             return None  # left for a run with a larger budget
         done = judge.complete(request.messages)

@@ -16,6 +16,7 @@ Faults (one per call, taken from ``schedule`` in order; after it runs out every 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Action = str | tuple[str, Any]
+
+
+def server_tokens(text: str) -> int:
+    """The fake server's token count: ASCII letter and digit runs cut into pieces of up to 3, every other
+    non-space character one token (code symbols and CJK text cost about a token per character, as in real BPE
+    vocabularies), spaces free. Deliberately not the client's counting rule."""
+    return len(re.findall(r"[A-Za-z]{1,3}|[0-9]{1,3}|[^\sA-Za-z0-9]", text))
 
 
 def default_reply(request: dict[str, Any]) -> str:
@@ -125,7 +133,11 @@ class FakeOpenAI:
 
     @staticmethod
     def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
-        prompt_chars = sum(len(m["content"]) for m in body.get("messages", []))
+        # Usage is counted by the server's own rule (server_tokens), never the client's estimate, so a budget
+        # test can catch a client that undercounts.
+        messages = body.get("messages", [])
+        prompt_tokens = sum(server_tokens(m["content"]) + 4 for m in messages) + 3
+        completion_tokens = server_tokens(content)
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -133,9 +145,9 @@ class FakeOpenAI:
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
             "usage": {
-                "prompt_tokens": prompt_chars // 4,
-                "completion_tokens": len(content) // 4 + 1,
-                "total_tokens": prompt_chars // 4 + len(content) // 4 + 1,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
             },
         }
 

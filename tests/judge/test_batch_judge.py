@@ -253,8 +253,10 @@ def test_budget_submits_only_what_fits_at_batch_prices(db: Path, server: FakeBat
     with Store(db) as store:
         job = _plan(store, server)
     from qlora_eval.judge.openai_judge import estimate_call_usd
+    from qlora_eval.judge.tokens import token_counter
 
-    per_call = [estimate_call_usd(price, r.messages, OPTIONS.max_tokens) for r in job.requests]
+    tokens = token_counter("gpt-4o")
+    per_call = [estimate_call_usd(price, r.messages, OPTIONS.max_tokens, tokens) for r in job.requests]
     budget = sum(per_call[:5]) + per_call[5] / 2
     summary = _run(db, server, JudgeOptions(retry=FAST, max_tokens=64, budget_usd=budget))
     assert summary.submitted is not None
@@ -263,7 +265,7 @@ def test_budget_submits_only_what_fits_at_batch_prices(db: Path, server: FakeBat
     sync = load_prices().get("gpt-4o")
     assert sync is not None
     assert summary.submitted.estimated_usd == pytest.approx(
-        sum(estimate_call_usd(sync, r.messages, 64) for r in job.requests[:5]) / 2
+        sum(estimate_call_usd(sync, r.messages, 64, tokens) for r in job.requests[:5]) / 2
     )
 
 
