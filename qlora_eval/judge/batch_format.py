@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from qlora_eval.judge.base import CHARS_PER_TOKEN, JudgeRequest
-from qlora_eval.judge.parse import parse_verdict
 from qlora_eval.judge.pricing import Price, estimate_tokens
+from qlora_eval.judge.templates import TemplateStyle, parse_verdict_in_style
 from qlora_eval.store.batches import BatchItem
 from qlora_eval.types import Judgment, Order, Verdict
 
@@ -65,6 +65,8 @@ def item_for(request: JudgeRequest, judge_id: str, settings: dict[str, Any]) -> 
             "prompt_id": request.prompt.prompt_id,
             "order": request.order.value,
             "template_hash": request.template.sha256,
+            # how the reply is read: the paper's templates are parsed the paper's way (as in synchronous runs)
+            "template_style": request.template.style.value,
             "answer_a_key": request.answer_a.answer_key,
             "answer_b_key": request.answer_b.answer_key,
             "settings": settings,
@@ -171,12 +173,17 @@ def judgment_from(item: BatchItem, result: BatchResult, price: Price | None) -> 
     if prompt_tokens is None or completion_tokens is None:
         prompt_tokens = estimate_tokens(int(item.request["prompt_chars"]), CHARS_PER_TOKEN)
         completion_tokens = estimate_tokens(len(result.text), CHARS_PER_TOKEN)
-    verdict = parse_verdict(result.text)
+    verdict = parse_verdict_in_style(_style_of(item), result.text)
     rationale = result.text if result.text.strip() else "(the judge replied with empty text)"
     if verdict is Verdict.INVALID:
         rationale = f"{rationale}\n\n{NO_REASK_NOTE}"
     cost = price.cost(prompt_tokens, completion_tokens) if price is not None else 0.0
     return _judgment(item, verdict, rationale, cost, prompt_tokens, completion_tokens)
+
+
+def _style_of(item: BatchItem) -> TemplateStyle:
+    # Items submitted before the style was recorded were all read with our parser; they keep that reading.
+    return TemplateStyle(item.request.get("template_style", TemplateStyle.QLORA_EVAL.value))
 
 
 def identity_of(item: BatchItem) -> Judgment:

@@ -49,6 +49,16 @@ class TemplateStyle(Enum):
     QLORA_PAPER = "qlora-paper"
 
 
+def parse_verdict_in_style(style: TemplateStyle, text: str) -> Verdict:
+    """A pairwise verdict read the way templates of ``style`` are read (synchronous and Batch API runs alike).
+
+    QLORA_PAPER: the paper's ``int(last line)``; QLORA_EVAL: our lenient last-line parser.
+    """
+    if style is TemplateStyle.QLORA_PAPER:
+        return parse_paper_three_class(text)
+    return parse_verdict(text)
+
+
 def conversation_block(earlier: Sequence[Message]) -> str:
     """The earlier turns of a conversation, each marked with its speaker, between clear start/end markers.
 
@@ -114,9 +124,7 @@ class JudgeTemplate:
 
     def parse_verdict(self, text: str) -> Verdict:
         """The pairwise verdict in a judge's reply, read the way this template's authors read it."""
-        if self.style is TemplateStyle.QLORA_PAPER:
-            return parse_paper_three_class(text)
-        return parse_verdict(text)
+        return parse_verdict_in_style(self.style, text)
 
     def parse_scores(self, text: str) -> tuple[float, float] | None:
         """The relative protocol's score pair on the reply's first line (None: unparsable, an INVALID call)."""

@@ -7,6 +7,8 @@ submitted, so "never submitted twice" (except after a recorded failure) is prove
 from __future__ import annotations
 
 import collections
+import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,9 @@ from qlora_eval.judge.plan import JudgePlan, latest_answers
 from qlora_eval.judge.pricing import load_prices
 from qlora_eval.judge.session import plan
 from qlora_eval.judge.spec import parse_judge_spec
+from qlora_eval.judge.templates import TemplateStyle, parse_verdict_in_style
 from qlora_eval.models.openai_client import RetryPolicy
-from qlora_eval.store import Store, SubmissionState
+from qlora_eval.store import BatchItem, Store, SubmissionState
 from qlora_eval.types import Order, Verdict
 from tests.judge.fake_batch_server import BatchBehaviour, FakeBatchServer
 
@@ -311,3 +314,28 @@ def test_session_judge_with_batch_reports_in_flight_as_not_started(db: Path, ser
         assert (second.not_started, second.new, second.requests) == (0, 18, 0)
         assert second.failed == 0 and second.judgments == 18
     assert len(server.submitted) == 18
+
+
+@pytest.mark.parametrize("style", list(TemplateStyle))
+@pytest.mark.parametrize("reply", ["Assistant 1 is better.\n1", "Good.\n1.", "Good.\n**2**", "Equal.\n3", "Hm."])
+def test_batch_replies_are_parsed_like_synchronous_ones_for_the_template_style(
+    db: Path, style: TemplateStyle, reply: str
+) -> None:
+    """--judge-templates qlora-paper: the paper's int(last line) in batches too (it was our lenient parser)."""
+    from qlora_eval.judge.batch_format import BatchResult, item_for, judgment_from
+
+    with Store(db) as store:
+        job = _plan(store, None)
+    request = job.requests[0]
+    request = dataclasses.replace(request, template=dataclasses.replace(request.template, style=style))
+    spec = _spec(None)
+    item = item_for(request, spec.judge_id, spec.settings(OPTIONS))
+    stored = BatchItem(item.judgment_key, json.loads(json.dumps(item.request)))  # as the store gives it back
+    judgment = judgment_from(stored, BatchResult(request.key, reply, 10, 3, None), None)
+    assert judgment.verdict is request.template.parse_verdict(reply)
+
+
+def test_paper_style_batch_reply_differs_from_our_reading() -> None:
+    # the case that was wrong: the paper reads "1." as unparsable, our parser as a verdict for answer 1
+    assert parse_verdict_in_style(TemplateStyle.QLORA_PAPER, "Good.\n1.") is Verdict.INVALID
+    assert parse_verdict_in_style(TemplateStyle.QLORA_EVAL, "Good.\n1.") is Verdict.A
