@@ -2,7 +2,8 @@
 
 Each format module exposes ``FORMAT`` (a ``base.Format``: name, what it holds, the files of a folder it
 reads, its default prompt set and ``read(path, options) -> Imported``). ``read_inputs`` expands folders,
-reads every file and checks the batch as a whole; ``storing.store_imported`` writes it in one transaction.
+reads every file and checks the batch as a whole; ``qlora_eval.workflows.importing.store_imported`` writes
+it in one transaction (in workflows/: it joins the interchange and the store).
 
 Adding a format: write ``qlora_eval/interchange/<name>.py`` with a ``FORMAT`` and list it in ``FORMATS``.
 """
