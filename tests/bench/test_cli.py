@@ -87,3 +87,42 @@ def test_mmlu_smollm2_limit_40(smollm2_dir: Path, shared_data: Path, tmp_path: P
     assert 0.0 <= result["accuracy"] <= 1.0
     assert sum(v["n"] for v in result["subjects"].values()) == 40
     assert set(result["subjects"]) <= {"abstract_algebra", "anatomy", "astronomy"}
+
+
+def _greedy_letters(model_dir: Path, data: Path) -> list[int]:
+    """The tiny model's choice per question, computed here one prompt at a time (no batching, no padding):
+    the letter whose first token has the highest next-token logit after the whole prompt (QLoRA's abcd_idx)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    letters = [tokenizer(letter, add_special_tokens=False)["input_ids"][0] for letter in "ABCD"]
+    choices = []
+    for line in data.read_text().splitlines():
+        ids = tokenizer(json.loads(line)["input"], return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            logits = model(ids).logits[0, -1]
+        choices.append(int(torch.argmax(logits[letters])))
+    return choices
+
+
+def test_mmlu_accuracy_is_the_planted_value(
+    tiny_llama_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14: ``0 <= acc <= 1`` passed any scorer. Gold letters are planted from the model's own choices:
+    right on the first three questions, wrong on the fourth, so accuracy must be exactly 3/4."""
+    data = _write_qlora_file(tmp_path / "mmlu.jsonl")
+    choice = _greedy_letters(tiny_llama_dir, data)
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    for k, row in enumerate(rows):
+        row["output"] = "ABCD"[choice[k] if k < 3 else (choice[k] + 1) % 4]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "mmlu.json"
+    argv = ["mmlu", "--model", str(tiny_llama_dir), "--data", str(data), "--mode", "qlora", "--device", "cpu"]
+    assert main([*argv, "--batch-size", "3", "--json", str(out)]) == 0  # batches of 3 and 1: padding is exercised
+    result = json.loads(out.read_text())
+    assert result["accuracy"] == pytest.approx(0.75)
+    subjects = {s: v["accuracy"] for s, v in result["subjects"].items()}
+    assert subjects == {"virology": 1.0, "astronomy": 1.0, "philosophy": 0.0}
+    assert result["macro_accuracy"] == pytest.approx(2 / 3)

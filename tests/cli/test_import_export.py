@@ -28,11 +28,13 @@ def test_import_counts_new_and_duplicates(tmp_path: Path, capsys: pytest.Capture
 def test_bad_line_in_second_file_stores_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "s.db")
     first = write_qlora(tmp_path, "a", "b", [1, 2, 3])
-    with Store(db) as store:  # something already stored must stay exactly as it is
-        pass
-    run_cli(capsys, "import", str(first), "--format", "qlora", "--db", db)
+    # Something already stored must stay exactly as it is (issue 14: this once opened an empty store, so a
+    # failed import that wiped or half-wrote the store went unnoticed): store 3 judgments and check they are there.
+    assert run_cli(capsys, "import", str(first), "--format", "qlora", "--db", db)[0] == 0
     with Store(db) as store:
         before = store.counts()
+        stored_before = sorted((s.key, s.judgment.verdict) for s in store.judgments())
+    assert before["judgments"] == 3 and len(stored_before) == 3
     good = write_qlora(tmp_path, "c", "d", [1, 1])
     bad = write_qlora(tmp_path, "e", "f", [1, 2, 7, 1])
     code, _, err = run_cli(capsys, "import", str(good), str(bad), "--format", "qlora", "--db", db)
@@ -40,6 +42,8 @@ def test_bad_line_in_second_file_stores_nothing(tmp_path: Path, capsys: pytest.C
     assert f"{bad}:3:" in err and "expected 1 (A better)" in err
     with Store(db) as store:
         assert store.counts() == before
+        assert sorted((s.key, s.judgment.verdict) for s in store.judgments()) == stored_before
+        assert set(store.models()) == {"a", "b"}  # nothing of the good second file went in either
 
 
 def test_store_failure_mid_import_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from qlora_eval.judge.base import Budget
 from qlora_eval.judge.local_judge import AVERAGING_CHANGED, LocalJudge, averaging_changes
 from qlora_eval.judge.plan import latest_answers
@@ -52,5 +54,25 @@ def test_local_judge_on_a_tiny_model(db: Path, tiny_llama_dir: Path) -> None:
         key = (j.prompt_id, *sorted((j.model_a, j.model_b)))
         by_pair.setdefault(key, []).append(j.verdict if j.model_a < j.model_b else mirror[j.verdict])
     assert all(len(set(v)) == 1 for v in by_pair.values())  # both orders agree after averaging
+    # Issue 14: check the calibration arithmetic itself, not only that the printed argmax fits the printed numbers:
+    # calibrated = P / content-free preference, renormalised; averaged = (this order + the mirrored other order) / 2.
+    calibrated_of: dict[tuple[str, str, str], list[float]] = {}
+    for j in stored:
+        probs = [float(x) for x in re.findall(r"P\([123]\)=([0-9]+\.[0-9]+)", j.rationale)]
+        free = re.search(r"Content-free preference: 1: ([0-9.]+), 2: ([0-9.]+), 3: ([0-9.]+)\.", j.rationale)
+        cal = re.search(r"Calibrated: 1: ([0-9.]+), 2: ([0-9.]+), 3: ([0-9.]+) ->", j.rationale)
+        assert free is not None and cal is not None
+        ratio = [p / float(free.group(i + 1)) for i, p in enumerate(probs)]
+        expected = [r / sum(ratio) for r in ratio]
+        printed = [float(cal.group(i)) for i in (1, 2, 3)]
+        assert printed == pytest.approx(expected, abs=0.006), j.rationale
+        calibrated_of[(j.prompt_id, j.model_a, j.model_b)] = printed
+    for j in stored:
+        own = calibrated_of[(j.prompt_id, j.model_a, j.model_b)]
+        other = calibrated_of[(j.prompt_id, j.model_b, j.model_a)]
+        averaged = re.search(r"Averaged with the swapped order: 1: ([0-9.]+), 2: ([0-9.]+), 3: ([0-9.]+)", j.rationale)
+        assert averaged is not None
+        expected = [(own[0] + other[1]) / 2, (own[1] + other[0]) / 2, (own[2] + other[2]) / 2]
+        assert [float(averaged.group(i)) for i in (1, 2, 3)] == pytest.approx(expected, abs=0.002)
     changed, total = averaging_changes(stored)
     assert total == 6 and changed == sum(AVERAGING_CHANGED in j.rationale for j in stored)

@@ -129,6 +129,23 @@ def test_guanaco_format_stops_at_next_human_turn(tiny_llama_dir: Path) -> None:
     assert model.format_prompt(PROMPTS[0]).endswith("### Assistant:")
 
 
+def test_guanaco_format_stop_really_cuts(tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: the random tiny model never writes "### Human:", so the test above passes even if the format's
+    stop is ignored. Plant it: the format's stop string becomes a piece of what the model does write greedily."""
+    import qlora_eval.models.hf as hf
+
+    model = load_chat_model(f"hf:{tiny_llama_dir}?chat=guanaco", device="cpu")
+    settings = GenerationSettings(do_sample=False, max_new_tokens=24)
+    monkeypatch.setattr(hf, "format_stop_strings", lambda chat_format: ())
+    full = model.generate([PROMPTS[2]], settings)[0]
+    assert len(full.text) > 8
+    planted = full.text[5:8]
+    monkeypatch.setattr(hf, "format_stop_strings", lambda chat_format: (planted,))
+    cut = model.generate([PROMPTS[2]], settings)[0]  # no stop passed by the caller: the format's own must act
+    assert cut.text == full.text[: full.text.index(planted)].strip()
+    assert planted not in cut.text and cut.completion_tokens < full.completion_tokens
+
+
 def test_precisions(tiny_llama_dir: Path) -> None:
     import torch
 

@@ -83,9 +83,13 @@ def test_guanaco_conversation_masks_human_turns(tokenizer: Any) -> None:
     item = tokenize_example(example, tokenizer, _settings(source=16))
     assert list(item.input_ids) == [BOS, *h_ids, *r_ids, EOS]
     assert list(item.labels) == [M] * (1 + len(h_ids)) + r_ids + [EOS]
-    # the whole conversation is the target region: the 16-token source limit does not cut it
-    long_item = tokenize_example(Example(example.segments * 1, 0, "t"), tokenizer, _settings(source=1, target=512))
-    assert len(long_item) == len(item)
+    # the whole conversation is the target region: a source limit of 1 token does not cut a really long one
+    # (issue 14: this used ``example.segments * 1``, the short case). Six exchanges: far over the source limit.
+    turns = example.segments * 6
+    long_item = tokenize_example(Example(turns, 0, "t"), tokenizer, _settings(source=1, target=512))
+    assert len(h_ids + r_ids) * 6 > 16
+    assert list(long_item.input_ids) == [BOS, *(h_ids + r_ids) * 6, EOS]
+    assert list(long_item.labels) == [M, *([M] * len(h_ids) + r_ids) * 6, EOS]
 
 
 def test_collate_right_pads_and_masks(tokenizer: Any) -> None:
