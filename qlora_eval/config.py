@@ -94,6 +94,7 @@ class JudgeConfig:
     prompts; their files are found in ``prompts.data_dir`` or fetched once from the pinned URL).
     ``reuse_imported``: a judge (e.g. ``gpt-4``) whose imported verdicts count as done for the same prompt,
     models and order (the paper's published reviews: pay only for the new pairs).
+    ``retry_invalid``: pay again for judgments stored as INVALID (``--retry-invalid``).
     """
 
     spec: str = "openai:gpt-4"
@@ -102,6 +103,7 @@ class JudgeConfig:
     batch: bool = False
     templates: str = "qlora-eval"
     reuse_imported: str | None = None
+    retry_invalid: bool = False
 
 
 #: Choices of the ``rating:`` keys (the same values as rank's ``--elo-intervals``, ``--ties``, ``--control``).
@@ -353,7 +355,7 @@ def _judge(raw: Any, source: str | None) -> JudgeConfig:
         return JudgeConfig(spec=raw)
     if not isinstance(raw, dict):
         raise ConfigError("field 'judge': expected a judge spec or {spec, temperature, max_tokens}", source=source)
-    known = {"spec", "temperature", "max_tokens", "batch", "templates", "reuse_imported"}
+    known = {"spec", "temperature", "max_tokens", "batch", "templates", "reuse_imported", "retry_invalid"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"field 'judge': unknown keys {unknown}; known: {', '.join(sorted(known))}", source=source)
@@ -363,6 +365,7 @@ def _judge(raw: Any, source: str | None) -> JudgeConfig:
         temperature=_check_type(raw.get("temperature", base.temperature), float, "judge.temperature", source),
         max_tokens=_check_type(raw.get("max_tokens", base.max_tokens), int, "judge.max_tokens", source),
         batch=_check_type(raw.get("batch", base.batch), bool, "judge.batch", source),
+        retry_invalid=_check_type(raw.get("retry_invalid", base.retry_invalid), bool, "judge.retry_invalid", source),
         templates=_check_type(raw.get("templates", base.templates), str, "judge.templates", source),
         reuse_imported=(
             _check_type(raw["reuse_imported"], str, "judge.reuse_imported", source)

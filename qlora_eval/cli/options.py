@@ -53,6 +53,12 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
         help="imported verdicts of JUDGE (e.g. gpt-4) count as done for the same prompt, models and order",
     )
     group.add_argument(
+        "--retry-invalid",
+        action="store_true",
+        default=None,
+        help="pay again for judgments stored as INVALID (no verdict; kept, the retry is stored beside them)",
+    )
+    group.add_argument(
         "--batch",
         action="store_true",
         default=None,
@@ -80,6 +86,7 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
         judge_templates=getattr(args, "judge_templates", None) or base.judge_templates,
         data_dir=getattr(args, "data_dir", None),
         reuse_imported=getattr(args, "reuse_imported", None),
+        retry_invalid=bool(getattr(args, "retry_invalid", None)),
     )
 
 

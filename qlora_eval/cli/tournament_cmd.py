@@ -76,7 +76,10 @@ def config_from_args(args: argparse.Namespace) -> TournamentConfig:
             Contestant(m.spec, _with(m.sampling, max_new_tokens=args.max_new_tokens), m.where) for m in models
         )
     judge = config.judge
-    judge_flags = (args.judge, args.temperature, args.max_tokens, args.batch, args.judge_templates, args.reuse_imported)
+    judge_flags = (
+        args.judge, args.temperature, args.max_tokens, args.batch, args.judge_templates, args.reuse_imported,
+        args.retry_invalid,
+    )  # fmt: skip
     if any(flag is not None for flag in judge_flags):
         changes["judge"] = JudgeConfig(
             spec=args.judge or judge.spec,
@@ -85,6 +88,7 @@ def config_from_args(args: argparse.Namespace) -> TournamentConfig:
             batch=bool(args.batch) or judge.batch,
             templates=args.judge_templates or judge.templates,
             reuse_imported=args.reuse_imported or judge.reuse_imported,
+            retry_invalid=bool(args.retry_invalid) or judge.retry_invalid,
         )
     rating = rating_config_from_args(args, config.rating)
     if rating is not None:

@@ -34,6 +34,8 @@ class JudgeRequest:
         order: FORWARD when ``answer_a``'s model sorts first, else SWAPPED.
         template: the judge template chosen by the prompt's category.
         messages: the rendered judge prompt.
+        retry: 0 for a first call; n for the n-th paid retry of a call stored as INVALID (``--retry-invalid``):
+            ``{"retry": n}`` joins the judgment's settings, so it gets its own key and the INVALID one stays.
     """
 
     key: str
@@ -43,6 +45,7 @@ class JudgeRequest:
     order: Order
     template: JudgeTemplate
     messages: tuple[Message, ...]
+    retry: int = 0
 
     @property
     def prompt_chars(self) -> int:
@@ -73,7 +76,7 @@ class JudgeRequest:
             answer_a_key=self.answer_a.answer_key,
             answer_b_key=self.answer_b.answer_key,
             rationale=rationale,
-            settings=settings,
+            settings={**settings, "retry": self.retry} if self.retry else settings,
             cost_usd=cost_usd,
             latency_s=latency_s,
             prompt_tokens=prompt_tokens,

@@ -27,6 +27,7 @@ class JudgeOptions:
         judge_templates: the template set: ``qlora-eval`` (ours) or ``qlora-paper`` (the paper's reviewer prompts).
         data_dir: a folder holding the paper's prompt files (offline ``qlora-paper``; else fetched once).
         reuse_imported: a judge whose imported verdicts count as done for the same prompt, models and order.
+        retry_invalid: pay again for calls stored as INVALID (kept; the retry is stored beside them).
     """
 
     temperature: float = 0.0
@@ -43,6 +44,7 @@ class JudgeOptions:
     judge_templates: str = "qlora-eval"
     data_dir: Path | None = None
     reuse_imported: str | None = None
+    retry_invalid: bool = False
 
     def __post_init__(self) -> None:
         if self.budget_usd is not None and self.budget_usd < 0:

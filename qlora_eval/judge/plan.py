@@ -8,6 +8,7 @@ for calls: a (prompt, model shown first, model shown second) they cover is count
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ def plan_judgments(
     is_stored: Callable[[str], bool],
     pairs: str = "all",
     reusable: ReusableVerdicts | None = None,
+    retry_invalid: Callable[[str], Verdict | None] | None = None,
 ) -> JudgePlan:
     """Every (prompt, pair, order) call, split into stored and still to make.
 
@@ -96,6 +98,9 @@ def plan_judgments(
         pairs: the pairing scheme (see :data:`PAIRINGS`).
         reusable: imported verdicts that count as done for the same prompt, models and order (see
             :func:`reusable_verdicts`); None: reuse nothing.
+        retry_invalid: ``--retry-invalid``: the stored verdict of a key; a call stored as INVALID (and every
+            retry of it INVALID too) is planned again as its next retry (:attr:`JudgeRequest.retry`). None: an
+            INVALID judgment counts as done (it was paid for).
     """
     reusable = reusable or {}
     requests: list[JudgeRequest] = []
@@ -123,6 +128,13 @@ def plan_judgments(
                     order,
                     judge_settings,
                 )
+                retry = 0
+                if is_stored(key) and retry_invalid is not None:
+                    key_with = functools.partial(
+                        Judgment.key_for, judge_id, template.sha256, prompt.prompt_set, prompt.prompt_id,
+                        answer_a.answer_key, answer_b.answer_key, order,
+                    )  # fmt: skip
+                    retry, key = _next_retry(key, retry_invalid, key_with, judge_settings)
                 if is_stored(key):
                     stored.append(key)
                     continue
@@ -132,8 +144,24 @@ def plan_judgments(
                     continue
                 # The whole conversation: earlier turns (marked) and then the final question.
                 messages = tuple(template.render_prompt(prompt, answer_a.text, answer_b.text))
-                requests.append(JudgeRequest(key, prompt, answer_a, answer_b, order, template, messages))
+                requests.append(JudgeRequest(key, prompt, answer_a, answer_b, order, template, messages, retry))
     return JudgePlan(requests=requests, stored_keys=stored, missing_answers=missing, reused_keys=reused)
+
+
+def _next_retry(
+    key: str,
+    verdict_of: Callable[[str], Verdict | None],
+    key_with: Callable[[dict[str, Any]], str],
+    settings: dict[str, Any],
+) -> tuple[int, str]:
+    """(retry number, key) of the call to plan for a stored key: (0, key) if its verdict is valid, else the first
+    retry not stored or not INVALID (a stored valid retry is then reported as stored by the caller)."""
+    if verdict_of(key) is not Verdict.INVALID:
+        return 0, key
+    n = 1
+    while verdict_of(key_with({**settings, "retry": n})) is Verdict.INVALID:
+        n += 1
+    return n, key_with({**settings, "retry": n})
 
 
 def reusable_verdicts(judgments: Sequence[tuple[str, Judgment]]) -> dict[tuple[str, str, str, str], str]:

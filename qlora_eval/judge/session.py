@@ -21,6 +21,7 @@ from qlora_eval.judge.pricing import Price, PriceTable, load_prices
 from qlora_eval.judge.runner import JudgeRunSummary, run_judge
 from qlora_eval.judge.templates import TemplateSet, resolve_templates
 from qlora_eval.judge.tokens import token_counter
+from qlora_eval.judge.tokens import token_counter
 from qlora_eval.store import Store
 from qlora_eval.types import Answer, Message, Prompt
 
@@ -123,6 +124,7 @@ def plan(
         is_stored=store.has_judgment,
         pairs=options.pairs,
         reusable=reusable,
+        retry_invalid=store.judgment_verdict if options.retry_invalid else None,
     )
 
 

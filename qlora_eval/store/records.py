@@ -215,6 +215,11 @@ class RecordsMixin(StoreCore):
             conn.executemany("INSERT OR IGNORE INTO judgments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             return conn.total_changes - before
 
+    def judgment_verdict(self, judgment_key: str) -> Verdict | None:
+        """The verdict stored under a content key (None: nothing stored under it)."""
+        rows = self._rows("SELECT verdict FROM judgments WHERE judgment_key = ?", (judgment_key,))
+        return Verdict(rows[0][0]) if rows else None
+
     def has_judgment(self, judgment_key: str) -> bool:
         """Whether a judgment with this content key is stored."""
         return bool(self._rows("SELECT 1 FROM judgments WHERE judgment_key = ?", (judgment_key,)))

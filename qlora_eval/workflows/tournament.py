@@ -126,6 +126,7 @@ def judge_options(
         judge_templates=config.judge.templates,
         data_dir=config.prompts.data_dir,
         reuse_imported=config.judge.reuse_imported,
+        retry_invalid=config.judge.retry_invalid,
     )
 
 
