@@ -252,23 +252,6 @@ class OpenAIJudge(Judge):
         )
         return JudgeOutcome(request, judgment, None, attempts, cost)
 
-    def _paid_invalid(
-        self, request: JudgeRequest, first: _Reply, note: str, attempts: int, start: float
-    ) -> JudgeOutcome:
-        """The outcome for a paid reply without a verdict whose re-ask could not happen: an INVALID judgment."""
-        cost = self._cost(first)
-        judgment = request.judgment(
-            self.judge_id,
-            self.settings,
-            Verdict.INVALID,
-            f"{first.text}\n\n{note}",
-            cost_usd=cost,
-            latency_s=time.perf_counter() - start,
-            prompt_tokens=first.prompt_tokens,
-            completion_tokens=first.completion_tokens,
-        )
-        return JudgeOutcome(request, judgment, None, attempts, cost)
-
     def _cost(self, reply: _Reply) -> float:
         return self.price.cost(reply.prompt_tokens, reply.completion_tokens) if self.price else 0.0
 

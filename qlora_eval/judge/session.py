@@ -21,7 +21,6 @@ from qlora_eval.judge.pricing import Price, PriceTable, load_prices
 from qlora_eval.judge.runner import JudgeRunSummary, run_judge
 from qlora_eval.judge.templates import TemplateSet, resolve_templates
 from qlora_eval.judge.tokens import token_counter
-from qlora_eval.judge.tokens import token_counter
 from qlora_eval.store import Store
 from qlora_eval.types import Answer, Message, Prompt
 
