@@ -73,8 +73,10 @@ def write_fixture(folder: Path, seed: int = 0) -> int:
 
 
 def _time(cmd: list[str], repeat: int) -> dict[str, float]:
-    """Wall seconds of the whole process, and its CPU seconds (user + sys, less sensitive to a busy machine)."""
+    """Wall seconds of the whole process, its CPU seconds (user + sys, less sensitive to a busy machine), and the
+    machine's 1-minute load average before and after (other jobs on the machine inflate wall seconds)."""
     seconds, cpu = [], []
+    load_before = round(os.getloadavg()[0], 2)
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
@@ -87,6 +89,8 @@ def _time(cmd: list[str], repeat: int) -> dict[str, float]:
         "median_s": round(statistics.median(seconds), 3),
         "min_cpu_s": round(min(cpu), 3),
         "median_cpu_s": round(statistics.median(cpu), 3),
+        "load_1min_before": load_before,
+        "load_1min_after": round(os.getloadavg()[0], 2),
     }
 
 
