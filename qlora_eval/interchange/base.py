@@ -162,8 +162,20 @@ def iter_jsonl(path: Path, text: str | None = None) -> Iterator[tuple[int, dict[
         InputError: a line that is not JSON or not a JSON object (names the file and line).
     """
     body = read_text(path) if text is None else text
+    scan = _SCAN_ONCE
     # split("\n"), not splitlines(): the latter also splits on \x1c, \x85, \u2028 ... which JSON leaves unescaped.
     for number, line in enumerate(body.split("\n"), start=1):
+        # Fast path: json.loads(line) is the scanner run on the line less JSON whitespace, accepted when it
+        # consumes all of it; calling the scanner directly skips json.loads' Python-level wrapper (large
+        # files: a million lines). Anything else takes json.loads below, for the same result or error.
+        stripped = line.strip(" \t\r")
+        try:
+            value, end = scan(stripped, 0)
+        except (StopIteration, ValueError):
+            end = -1
+        if end == len(stripped) and type(value) is dict:
+            yield number, value
+            continue
         if not line.strip():
             continue
         try:
@@ -179,6 +191,10 @@ def iter_jsonl(path: Path, text: str | None = None) -> Iterator[tuple[int, dict[
                 f"expected a JSON object per line, got {type(value).__name__}", source=str(path), line=number
             )
         yield number, value
+
+
+# The C scanner behind json.loads (the decoder's scan_once; not in typeshed).
+_SCAN_ONCE: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def iter_json_array(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
