@@ -54,7 +54,13 @@ def input_jsonl(requests: Sequence[JudgeRequest], *, model: str, temperature: fl
 
 
 def item_for(request: JudgeRequest, judge_id: str, settings: dict[str, Any]) -> BatchItem:
-    """What the store keeps per key to turn a result into a judgment later (without re-planning)."""
+    """What the store keeps per key to turn a result into a judgment later (without re-planning).
+
+    The stored settings are the judgment's own (with ``{"retry": n}`` for a ``--retry-invalid`` call), since the
+    key is computed from them: the judge's bare settings would rebuild another key on collection.
+    """
+    # Built by the request itself so the settings are exactly those its key was computed from.
+    judgment_settings = request.judgment(judge_id, settings, Verdict.INVALID, "").settings
     return BatchItem(
         request.key,
         {
@@ -69,7 +75,7 @@ def item_for(request: JudgeRequest, judge_id: str, settings: dict[str, Any]) -> 
             "template_style": request.template.style.value,
             "answer_a_key": request.answer_a.answer_key,
             "answer_b_key": request.answer_b.answer_key,
-            "settings": settings,
+            "settings": judgment_settings,
             "prompt_chars": request.prompt_chars,
         },
     )

@@ -339,3 +339,32 @@ def test_paper_style_batch_reply_differs_from_our_reading() -> None:
     # the case that was wrong: the paper reads "1." as unparsable, our parser as a verdict for answer 1
     assert parse_verdict_in_style(TemplateStyle.QLORA_PAPER, "Good.\n1.") is Verdict.INVALID
     assert parse_verdict_in_style(TemplateStyle.QLORA_EVAL, "Good.\n1.") is Verdict.A
+
+
+def test_retry_invalid_in_a_batch_stores_the_paid_retry(db: Path) -> None:
+    """--batch --retry-invalid: the retry's item keeps {"retry": 1} so its verdict is stored under its own key.
+
+    Before the fix the item held the judge's bare settings: collection rebuilt another key and raised
+    "stored request is corrupt", so nothing of that batch was stored (and every later run failed the same way).
+    """
+    keys = _keys(db)
+    retrying = JudgeOptions(retry=FAST, max_tokens=64, retry_invalid=True)
+    with FakeBatchServer([BatchBehaviour(replies={keys[3]: "Both are fine, really."})]) as fake:
+        _run(db, fake)
+        assert _status(db).collected.invalid == 1
+        with Store(db) as store:
+            job = _plan(store, fake, retrying)
+        assert [r.retry for r in job.requests] == [1]
+        retry_key = job.requests[0].key
+        assert retry_key != keys[3]
+        _run(db, fake, retrying)  # submits the retry (the fake's default judge answers it validly)
+        status = _status(db)
+        assert (status.collected.new, status.collected.invalid) == (1, 0)
+        assert _times_submitted(fake)[retry_key] == 1
+        with Store(db) as store:
+            stored = {s.key: s.judgment for s in store.judgments()}
+            assert _plan(store, fake, retrying).requests == []  # nothing left to pay for
+    assert len(stored) == 19
+    assert stored[keys[3]].verdict is Verdict.INVALID  # the INVALID one stays
+    assert stored[retry_key].verdict is not Verdict.INVALID
+    assert stored[retry_key].settings.get("retry") == 1
