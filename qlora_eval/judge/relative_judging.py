@@ -15,7 +15,7 @@ give two scores, so they are refused with that remedy.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -171,35 +171,51 @@ def run_relative(store: Store, plan: RelativePlan, *, spec: JudgeSpec, options: 
         budget.settle(estimate, done.cost_usd)
         return done
 
-    new = invalid = failed = calls = not_started = 0
+    counts = {"new": 0, "invalid": 0, "failed": 0, "calls": 0, "not_started": 0, "done": 0}
     cost = 0.0
     errors: list[str] = []
+
+    def handle(request: RelativeRequest, done: Completion | None) -> None:
+        nonlocal cost
+        counts["done"] += 1
+        if done is None:
+            counts["not_started"] += 1
+            return
+        counts["calls"] += done.attempts
+        cost += done.cost_usd
+        if done.text is None:
+            counts["failed"] += 1
+            where = f"{request.record.prompt_id} {request.record.model_a}/{request.record.model_b}"
+            errors.append(f"{where}: {done.error}")
+            return
+        scores = request.template.parse_scores(done.text)
+        record = replace(
+            request.record,
+            scores=scores,
+            rationale=done.text,
+            cost_usd=done.cost_usd,
+            prompt_tokens=done.prompt_tokens,
+            completion_tokens=done.completion_tokens,
+        )
+        counts["new"] += store.add_relative_judgments([record])
+        counts["invalid"] += scores is None
+
+    # Each reply is stored as it arrives (not in plan order), so an error in one call loses no other paid reply.
+    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="relative")
+    pending: dict[Future[Completion | None], RelativeRequest] = {}
     try:
-        with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
-            for request, done in zip(plan.requests, pool.map(call, plan.requests), strict=True):
-                if done is None:
-                    not_started += 1
-                    continue
-                calls += done.attempts
-                cost += done.cost_usd
-                if done.text is None:
-                    failed += 1
-                    where = f"{request.record.prompt_id} {request.record.model_a}/{request.record.model_b}"
-                    errors.append(f"{where}: {done.error}")
-                    continue
-                scores = request.template.parse_scores(done.text)
-                record = replace(
-                    request.record,
-                    scores=scores,
-                    rationale=done.text,
-                    cost_usd=done.cost_usd,
-                    prompt_tokens=done.prompt_tokens,
-                    completion_tokens=done.completion_tokens,
-                )
-                new += store.add_relative_judgments([record])
-                invalid += scores is None
+        pending = {pool.submit(call, request): request for request in plan.requests}
+        for future in as_completed(pending):
+            handle(pending.pop(future), future.result())
     finally:
+        # On an error or Ctrl-C: cancel the queued calls (never paid), let those in flight finish, store their replies.
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future, request in list(pending.items()):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                handle(request, future.result())
         judge.close()
+    new, invalid, failed, calls = counts["new"], counts["invalid"], counts["failed"], counts["calls"]
+    not_started = counts["not_started"] + len(plan.requests) - counts["done"]
     return RelativeSummary(
         plan.total, len(plan.stored_keys), new, invalid, failed, calls, cost, not_started, tuple(errors)
     )

@@ -7,7 +7,7 @@ Faults (one per call, taken from ``schedule`` in order; after it runs out every 
 
 * ``("ok", TEXT)`` or ``"ok"``: a normal reply whose content is TEXT (default: the ``reply`` function).
 * ``("429", SECONDS)``: rate limited, with a ``Retry-After`` header.
-* ``"500"``: an internal server error; ``"401"``: the key is refused.
+* ``"500"``: an internal server error; ``"401"``: the key is refused; ``"400"``: the request is rejected.
 * ``("timeout", SECONDS)``: sleep SECONDS before answering (longer than the client's timeout).
 * ``"malformed"``: status 200 with a body that is not JSON.
 * ``("unparsable", TEXT)``: a normal reply whose last line holds no verdict.
@@ -112,6 +112,8 @@ class FakeOpenAI:
             self._send(handler, 429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": arg})
         elif name == "401":
             self._send(handler, 401, {"error": {"message": "bad key", "type": "invalid_api_key"}})
+        elif name == "400":
+            self._send(handler, 400, {"error": {"message": "rejected", "type": "invalid_request_error"}})
         elif name == "500":
             self._send(handler, 500, {"error": {"message": "boom", "type": "server_error"}})
         elif name == "timeout":
