@@ -70,6 +70,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
         answers=tuple(answers),
         prompts=tuple(ImportedPrompt(p, SET_VERSION, set_hash) for p, _ in prompts.values()),
         sources=(SourceFile(str(path), set_hash, len(answers)),),
+        answer_sources=tuple(f"{path}:{answered[a.model, a.prompt_id]}" for a in answers),
     )
 
 

@@ -110,6 +110,8 @@ class Imported:
     sources: tuple[SourceFile, ...] = ()
     answer_ids: tuple[AnswerId, ...] = ()
     relative: tuple[RelativeReview, ...] = ()
+    #: ``file:line`` of each answer, parallel to ``answers`` (error messages name it); see :meth:`answer_place`.
+    answer_sources: tuple[str, ...] = ()
 
     def __add__(self, other: Imported) -> Imported:
         return Imported(
@@ -119,7 +121,13 @@ class Imported:
             self.sources + other.sources,
             self.answer_ids + other.answer_ids,
             self.relative + other.relative,
+            tuple(self.answer_place(i) for i in range(len(self.answers)))
+            + tuple(other.answer_place(i) for i in range(len(other.answers))),
         )
+
+    def answer_place(self, index: int) -> str:
+        """Where answer ``index`` was read (``file:line``), or ``this import`` for a reader that does not say."""
+        return self.answer_sources[index] if index < len(self.answer_sources) else "this import"
 
     @property
     def records(self) -> int:

@@ -149,6 +149,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
     del options  # records carry their own prompt set
     judgments: list[Judgment] = []
     answers: list[Answer] = []
+    answer_lines: list[int] = []
     for number, data in iter_jsonl(path, read_text(path)):
         row = Row(data, path, number)
         kind = row.choice("kind", {"judgment": "judgment", "answer": "answer"})
@@ -156,11 +157,15 @@ def read(path: Path, options: ImportOptions) -> Imported:
             judgments.append(_judgment(row))
         else:
             answers.append(_answer(row))
+            answer_lines.append(number)
     count = len(judgments) + len(answers)
     if not count:
         raise InputError("the file holds no records; expected JSONL written by qlora-eval export", source=str(path))
     return Imported(
-        judgments=tuple(judgments), answers=tuple(answers), sources=(SourceFile(str(path), sha256_file(path), count),)
+        judgments=tuple(judgments),
+        answers=tuple(answers),
+        sources=(SourceFile(str(path), sha256_file(path), count),),
+        answer_sources=tuple(f"{path}:{n}" for n in answer_lines),
     )
 
 

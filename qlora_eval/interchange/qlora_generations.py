@@ -153,6 +153,7 @@ def read(path: Path, options: ImportOptions) -> Imported:
         prompts=tuple(ImportedPrompt(p, prompt_set.version, prompt_set.sha256) for p in used.values()),
         sources=(SourceFile(str(path), sha256_file(path), len(answers)),),
         answer_ids=tuple(ids),
+        answer_sources=tuple(f"{path}:{lines[a.prompt_id]}" for a in answers),
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from qlora_eval.errors import ConfigError, InputError, check_name
 from qlora_eval.interchange.answers import IMPORTED_SPEC_PREFIX
 from qlora_eval.interchange.base import Imported
-from qlora_eval.types import Answer, Judgment
+from qlora_eval.types import Answer, Judgment, Order
 
 
 def parse_renames(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
@@ -88,10 +88,15 @@ def _renamed_judgment(judgment: Judgment, mapping: Mapping[str, str], keys: Mapp
                 "points at an answer that is not in this import, and renaming would cut that link; "
                 "import the answers in the same command or keep the name"
             )
+    model_a = mapping.get(judgment.model_a, judgment.model_a)
+    model_b = mapping.get(judgment.model_b, judgment.model_b)
     return replace(
         judgment,
-        model_a=mapping.get(judgment.model_a, judgment.model_a),
-        model_b=mapping.get(judgment.model_b, judgment.model_b),
+        model_a=model_a,
+        model_b=model_b,
+        # The order is the shown order against the alphabetical one: new names may sort the other way round.
+        # The verdict is about the shown order (A = shown first), which a rename does not change.
+        order=Order.of(model_a, model_b),
         answer_a_key=keys.get(judgment.answer_a_key, judgment.answer_a_key) if judgment.answer_a_key else None,
         answer_b_key=keys.get(judgment.answer_b_key, judgment.answer_b_key) if judgment.answer_b_key else None,
     )

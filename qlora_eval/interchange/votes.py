@@ -4,7 +4,9 @@
 * A human vote (judge ``human:<rater>`` or ``arena-human``, the Arena's default) is one observation: several votes
   on the same pair, prompt and order by the same judge id are all kept. Each vote's key gets the file's sha256 and
   the vote's number among the file's identical keys (``settings["vote"]``), so re-importing the same file adds
-  nothing while another file's votes are new observations.
+  nothing while another file's votes are new observations. A vote that carries its number already (our own
+  export of imported votes) keeps it, and a vote without one whose plain key is stored already (our own export
+  of web-form votes, which are stored unnumbered) is that stored vote again: re-importing an export adds nothing.
 * A machine verdict is a deterministic call's result: the same key means the same call. The same verdict again
   is a duplicate; a different verdict is a conflict. By default the import stops, naming both places (file:line
   or the run that judged it), and stores nothing; ``--conflicts keep`` stores it as a repeated sample
@@ -13,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from qlora_eval.errors import InputError
@@ -38,17 +40,34 @@ def file_of(source: str | None) -> str:
     return head if sep and tail.isdigit() else source
 
 
-def number_votes(judgments: Sequence[Judgment], file_sha256: Mapping[str, str]) -> list[Judgment]:
-    """Human votes keyed as observations of their file (see the module docstring); other verdicts unchanged."""
+def number_votes(
+    judgments: Sequence[Judgment],
+    file_sha256: Mapping[str, str],
+    stored_keys: Callable[[Sequence[str]], Collection[str]],
+) -> list[Judgment]:
+    """Human votes keyed as observations of their file (see the module docstring); other verdicts unchanged.
+
+    Args:
+        judgments: verdicts as read.
+        file_sha256: file path -> its sha256 (the votes' numbers belong to their file).
+        stored_keys: which of the given judgment keys the store holds already.
+    """
+    plain = [j.judgment_key for j in judgments if is_human_vote(j) and "vote" not in j.settings]
+    already = set(stored_keys(plain))
     seen: dict[tuple[str, str], int] = {}
     out = []
     for j in judgments:
-        if not is_human_vote(j):
+        if not is_human_vote(j) or "vote" in j.settings:
+            out.append(j)  # a machine verdict, or a vote numbered already (our own export): its key as it is
+            continue
+        key = j.judgment_key
+        if key in already:
+            already.discard(key)  # the stored unnumbered vote itself (one per key): a duplicate, once
             out.append(j)
             continue
         path = file_of(j.source)
         digest = file_sha256.get(path, path)
-        slot = (digest, j.judgment_key)
+        slot = (digest, key)
         seen[slot] = seen.get(slot, 0) + 1
         out.append(replace(j, settings={**j.settings, "vote": f"{digest[:16]}:{seen[slot]}"}))
     return out
