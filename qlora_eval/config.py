@@ -95,6 +95,9 @@ class JudgeConfig:
     ``reuse_imported``: a judge (e.g. ``gpt-4``) whose imported verdicts count as done for the same prompt,
     models and order (the paper's published reviews: pay only for the new pairs).
     ``retry_invalid``: pay again for judgments stored as INVALID (``--retry-invalid``).
+    ``template_dir``: a folder of our-style judge templates with their manifest (``--judge-template-dir``).
+    ``local_batch_size``: prompts per forward pass of a local judge (``--local-batch-size``; None: 1 on a CPU,
+    8 on a GPU).
     """
 
     spec: str = "openai:gpt-4"
@@ -104,6 +107,8 @@ class JudgeConfig:
     templates: str = "qlora-eval"
     reuse_imported: str | None = None
     retry_invalid: bool = False
+    template_dir: Path | None = None
+    local_batch_size: int | None = None
 
 
 #: Choices of the ``rating:`` keys (the same values as rank's ``--elo-intervals``, ``--ties``, ``--control``).
@@ -355,7 +360,10 @@ def _judge(raw: Any, source: str | None) -> JudgeConfig:
         return JudgeConfig(spec=raw)
     if not isinstance(raw, dict):
         raise ConfigError("field 'judge': expected a judge spec or {spec, temperature, max_tokens}", source=source)
-    known = {"spec", "temperature", "max_tokens", "batch", "templates", "reuse_imported", "retry_invalid"}
+    known = {
+        "spec", "temperature", "max_tokens", "batch", "templates", "reuse_imported", "retry_invalid",
+        "template_dir", "local_batch_size",
+    }  # fmt: skip
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"field 'judge': unknown keys {unknown}; known: {', '.join(sorted(known))}", source=source)
@@ -372,7 +380,19 @@ def _judge(raw: Any, source: str | None) -> JudgeConfig:
             if raw.get("reuse_imported") is not None
             else None
         ),
+        template_dir=(
+            Path(_check_type(raw["template_dir"], str, "judge.template_dir", source))
+            if raw.get("template_dir") is not None
+            else None
+        ),
+        local_batch_size=(
+            _check_type(raw["local_batch_size"], int, "judge.local_batch_size", source)
+            if raw.get("local_batch_size") is not None
+            else None
+        ),
     )
+    if config.local_batch_size is not None and config.local_batch_size < 1:
+        raise ConfigError(f"field 'judge.local_batch_size': must be >= 1, got {config.local_batch_size}", source=source)
     if config.templates not in ("qlora-eval", "qlora-paper"):
         raise ConfigError(
             f"field 'judge.templates': expected qlora-eval or qlora-paper, got {config.templates!r}", source=source

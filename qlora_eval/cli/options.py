@@ -47,6 +47,20 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
         "fetched once from the pinned URL; offline: --data-dir)",
     )
     group.add_argument(
+        "--judge-template-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a folder of our-style judge templates with their manifest (default: the shipped ones)",
+    )
+    group.add_argument(
+        "--local-batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="prompts per forward pass of a local (next-token or likelihood) judge (default 1 on a CPU, 8 on a GPU)",
+    )
+    group.add_argument(
         "--reuse-imported",
         default=None,
         metavar="JUDGE",
@@ -87,6 +101,8 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
         data_dir=getattr(args, "data_dir", None),
         reuse_imported=getattr(args, "reuse_imported", None),
         retry_invalid=bool(getattr(args, "retry_invalid", None)),
+        template_dir=getattr(args, "judge_template_dir", None),
+        local_batch_size=getattr(args, "local_batch_size", None),
     )
 
 

@@ -78,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> TournamentConfig:
     judge = config.judge
     judge_flags = (
         args.judge, args.temperature, args.max_tokens, args.batch, args.judge_templates, args.reuse_imported,
-        args.retry_invalid,
+        args.retry_invalid, args.judge_template_dir, args.local_batch_size,
     )  # fmt: skip
     if any(flag is not None for flag in judge_flags):
         changes["judge"] = JudgeConfig(
@@ -89,6 +89,8 @@ def config_from_args(args: argparse.Namespace) -> TournamentConfig:
             templates=args.judge_templates or judge.templates,
             reuse_imported=args.reuse_imported or judge.reuse_imported,
             retry_invalid=bool(args.retry_invalid) or judge.retry_invalid,
+            template_dir=args.judge_template_dir or judge.template_dir,
+            local_batch_size=args.local_batch_size if args.local_batch_size is not None else judge.local_batch_size,
         )
     rating = rating_config_from_args(args, config.rating)
     if rating is not None:

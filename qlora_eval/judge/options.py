@@ -55,3 +55,5 @@ class JudgeOptions:
             raise ConfigError(f"--max-tokens must be >= 1, got {self.max_tokens}")
         if self.temperature < 0:
             raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
+        if self.local_batch_size is not None and self.local_batch_size < 1:
+            raise ConfigError(f"--local-batch-size must be >= 1, got {self.local_batch_size}")

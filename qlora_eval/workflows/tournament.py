@@ -127,6 +127,8 @@ def judge_options(
         data_dir=config.prompts.data_dir,
         reuse_imported=config.judge.reuse_imported,
         retry_invalid=config.judge.retry_invalid,
+        template_dir=config.judge.template_dir,
+        local_batch_size=config.judge.local_batch_size,
     )
 
 
