@@ -3,7 +3,9 @@
 The never-pay-twice rule starts here: each call's content key (judge, template hash, prompt, both answer
 keys, order, judge settings) is computed before anything is sent, and keys already in the store are skipped.
 Imported verdicts of another judge (``--reuse-imported JUDGE``, e.g. the paper's GPT-4 reviews) can stand in
-for calls: a (prompt, model shown first, model shown second) they cover is counted as done, not planned.
+for calls: a (prompt, model shown first, model shown second) they cover is counted as done, not planned, but only
+when the verdict is about the very answers this run would show (see :func:`reused_key`): a verdict that names its
+answer keys must name the planned ones; one without (the paper's review files) only covers imported answers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from qlora_eval.config import PAIRINGS  # the one definition (``all``: every unordered pair, round robin)
 from qlora_eval.errors import ConfigError
+from qlora_eval.interchange.answers import IMPORTED_SPEC_PREFIX
 from qlora_eval.judge.base import JudgeRequest
 from qlora_eval.judge.templates import TemplateSet
 from qlora_eval.types import Answer, Judgment, Order, Prompt, Verdict
@@ -43,8 +46,17 @@ class JudgePlan:
         return len(self.requests) + len(self.stored_keys) + len(self.reused_keys)
 
 
-#: (prompt_set, prompt_id, model shown first, model shown second) -> the key of an imported judgment.
-ReusableVerdicts = Mapping[tuple[str, str, str, str], str]
+@dataclass(frozen=True)
+class ImportedVerdict:
+    """An imported judgment that may stand in for a call: its key and the answer keys it names (None: unknown)."""
+
+    key: str
+    answer_a_key: str | None
+    answer_b_key: str | None
+
+
+#: (prompt_set, prompt_id, model shown first, model shown second) -> the imported judgments of that call.
+ReusableVerdicts = Mapping[tuple[str, str, str, str], Sequence[ImportedVerdict]]
 
 
 def latest_answers(answers: Sequence[Answer], prompts: Sequence[Prompt]) -> dict[tuple[str, str], Answer]:
@@ -96,8 +108,8 @@ def plan_judgments(
         templates: the judge templates; each prompt's category picks one.
         is_stored: tells whether a judgment key is already in the store.
         pairs: the pairing scheme (see :data:`PAIRINGS`).
-        reusable: imported verdicts that count as done for the same prompt, models and order (see
-            :func:`reusable_verdicts`); None: reuse nothing.
+        reusable: imported verdicts that count as done for the same prompt, models, order and answers (see
+            :func:`reusable_verdicts` and :func:`reused_key`); None: reuse nothing.
         retry_invalid: ``--retry-invalid``: the stored verdict of a key; a call stored as INVALID (and every
             retry of it INVALID too) is planned again as its next retry (:attr:`JudgeRequest.retry`). None: an
             INVALID judgment counts as done (it was paid for).
@@ -138,7 +150,7 @@ def plan_judgments(
                 if is_stored(key):
                     stored.append(key)
                     continue
-                imported = reusable.get((prompt.prompt_set, prompt.prompt_id, shown_a, shown_b))
+                imported = reused_key(reusable, prompt, answer_a, answer_b)
                 if imported is not None:
                     reused.append(imported)
                     continue
@@ -164,14 +176,41 @@ def _next_retry(
     return n, key_with({**settings, "retry": n})
 
 
-def reusable_verdicts(judgments: Sequence[tuple[str, Judgment]]) -> dict[tuple[str, str, str, str], str]:
+def reusable_verdicts(
+    judgments: Sequence[tuple[str, Judgment]],
+) -> dict[tuple[str, str, str, str], list[ImportedVerdict]]:
     """Index (key, judgment) pairs of the reused judge by (prompt_set, prompt_id, shown first, shown second).
 
-    INVALID verdicts are left out: they hold no verdict, so the call is still worth making.
+    INVALID verdicts are left out: they hold no verdict, so the call is still worth making. Whether one of a
+    call's imported verdicts covers the planned answers is decided per call by :func:`reused_key`.
     """
-    index: dict[tuple[str, str, str, str], str] = {}
+    index: dict[tuple[str, str, str, str], list[ImportedVerdict]] = {}
     for key, judgment in judgments:
         if judgment.verdict is Verdict.INVALID:
             continue
-        index.setdefault((judgment.prompt_set, judgment.prompt_id, judgment.model_a, judgment.model_b), key)
+        call = (judgment.prompt_set, judgment.prompt_id, judgment.model_a, judgment.model_b)
+        index.setdefault(call, []).append(ImportedVerdict(key, judgment.answer_a_key, judgment.answer_b_key))
     return index
+
+
+def reused_key(reusable: ReusableVerdicts, prompt: Prompt, answer_a: Answer, answer_b: Answer) -> str | None:
+    """The key of the first imported verdict about exactly these shown answers, or None (the call is planned).
+
+    The rule, for each shown side: a verdict that names the answer key must name the planned answer's key (the
+    key covers the model spec, the prompt's text hash and the settings, so a regenerated answer or a changed
+    prompt no longer matches); a verdict that names none (the paper's review files) can only be about the
+    imported answers, so it counts only if the planned answer is the imported one of that model (model spec
+    ``imported:<model>``, as ``import --format qlora-generations`` / ``answers`` store it). A model whose answers
+    were regenerated therefore has its pairs judged again, and the untouched pairs stay reused.
+    """
+    for verdict in reusable.get((prompt.prompt_set, prompt.prompt_id, answer_a.model, answer_b.model), ()):
+        if _covers(verdict.answer_a_key, answer_a) and _covers(verdict.answer_b_key, answer_b):
+            return verdict.key
+    return None
+
+
+def _covers(named_key: str | None, answer: Answer) -> bool:
+    """Whether a verdict that names ``named_key`` (None: names none) is about ``answer``."""
+    if named_key is not None:
+        return named_key == answer.answer_key
+    return answer.model_spec == IMPORTED_SPEC_PREFIX + answer.model

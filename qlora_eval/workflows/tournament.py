@@ -295,7 +295,7 @@ def dry_run(config: TournamentConfig, options: JudgeOptions) -> DryRun:
     placeholder = "x" * (4 * max(settings.max_new_tokens for _, settings in contestants))
     one_order = [templates.for_prompt(p).render_prompt(p, placeholder, placeholder) for p in prompt_set.prompts]
     calls = one_order * (len(pairs) * 2)  # every pair in both orders renders the same placeholder text
-    reused = _reusable_calls(config, options, [s.name for s, _ in contestants], prompt_set.prompts)
+    reused = _reusable_calls(config, options, contestants, prompt_set.prompts)
     to_make = calls[reused:]  # every placeholder call costs the same: drop as many as reuse covers
     return DryRun(
         name=config.name,
@@ -312,18 +312,31 @@ def dry_run(config: TournamentConfig, options: JudgeOptions) -> DryRun:
     )
 
 
-def _reusable_calls(config: TournamentConfig, options: JudgeOptions, names: list[str], prompts: Any) -> int:
-    """How many of the dry run's calls imported verdicts (``judge.reuse_imported``) in the store stand in for."""
-    from qlora_eval.judge.plan import model_pairs, reusable_verdicts
+def _reusable_calls(config: TournamentConfig, options: JudgeOptions, contestants: Any, prompts: Any) -> int:
+    """How many of the dry run's calls imported verdicts (``judge.reuse_imported``) in the store stand in for.
+
+    The answers judged are the ones the run would generate (or find stored) under each contestant's spec and
+    settings, so a verdict counts only if it covers those answers (:func:`qlora_eval.judge.plan.reused_key`).
+    """
+    from qlora_eval.judge.plan import model_pairs, reusable_verdicts, reused_key
     from qlora_eval.store import Store
 
     if options.reuse_imported is None or not Path(config.db).is_file():
         return 0
+    names = [spec.name for spec, _ in contestants]
     with Store(config.db) as store:
         stored = store.judgments(judges=[options.reuse_imported], models=names, prompt_set=config.prompts.name)
     index = reusable_verdicts([(s.key, s.judgment) for s in stored])
+    # The text is unknown before generation; only the answer key and the model spec decide reuse.
+    planned = {
+        (spec.name, p.prompt_id): Answer(
+            spec.name, spec.text, p.prompt_set, p.prompt_id, p.content_hash, "", settings.to_dict()
+        )
+        for spec, settings in contestants
+        for p in prompts
+    }
     return sum(
-        (p.prompt_set, p.prompt_id, a, b) in index
+        reused_key(index, p, planned[(a, p.prompt_id)], planned[(b, p.prompt_id)]) is not None
         for p in prompts
         for first, second in model_pairs(names, options.pairs)
         for a, b in ((first, second), (second, first))

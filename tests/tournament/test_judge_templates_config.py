@@ -61,6 +61,30 @@ def test_dry_run_says_how_many_calls_reuse_saves(
         f"prompts: {{name: vicuna, data_dir: {shared_data}}}\n"
         "judge: {spec: 'openai:gpt-4', templates: qlora-paper, reuse_imported: gpt-4}\n"
     )
+    # The review file names no answer keys: its verdicts are about the paper's imported answers, not the ones
+    # this tournament generates, so they save nothing (they used to count, and the new answers went unjudged).
+    code, out, err = run_cli(capsys, "tournament", "--config", str(config), "--dry-run")
+    assert code == 0, err
+    assert "160 judge calls" in out and "reuse of imported verdicts" not in out
+    # Verdicts naming the answers the tournament would judge (spec, prompt text and settings) do count.
+    from qlora_eval.config import load_tournament_config as load
+    from qlora_eval.prompts import load_prompt_set
+    from qlora_eval.store import Store
+    from qlora_eval.types import Answer, Judgment, Order, Verdict
+    from qlora_eval.workflows.tournament import resolve_models
+
+    (m1, s1), (m2, s2) = resolve_models(load(config))
+    keyed = [
+        Judgment(
+            judge="gpt-4", model_a="m1", model_b="m2", prompt_set="vicuna", prompt_id=p.prompt_id,
+            verdict=Verdict.A, order=Order.FORWARD,
+            answer_a_key=Answer.key_for("m1", m1.text, "vicuna", p.prompt_id, p.content_hash, s1.to_dict()),
+            answer_b_key=Answer.key_for("m2", m2.text, "vicuna", p.prompt_id, p.content_hash, s2.to_dict()),
+        )
+        for p in load_prompt_set("vicuna", data_dir=shared_data).prompts[:10]
+    ]  # fmt: skip
+    with Store(db) as store:
+        store.add_judgments(keyed)
     code, out, err = run_cli(capsys, "tournament", "--config", str(config), "--dry-run")
     assert code == 0, err
     assert "160 judge calls" in out and "reuse of imported verdicts saves 10 calls" in out
