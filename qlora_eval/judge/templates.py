@@ -14,6 +14,7 @@ such slot: their ``{question}`` gets the marked earlier turns followed by the fi
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -74,6 +75,10 @@ def conversation_block(earlier: Sequence[Message]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+#: The qlora-eval style's placeholders, filled in one pass by :meth:`JudgeTemplate.render`.
+_PLACEHOLDER = re.compile(r"\{(conversation|question|answer_1|answer_2)\}")
+
+
 @dataclass(frozen=True)
 class JudgeTemplate:
     """One judge prompt.
@@ -113,9 +118,16 @@ class JudgeTemplate:
             # Exactly the paper's gen_prompt: str.format (values are not re-parsed, so braces are safe).
             text = self.user.format(question=block + question, answer_1=answer_1, answer_2=answer_2, **self.defaults)
             return [Message(Role.SYSTEM, self.system), Message(Role.USER, text)]
-        # str.replace, not str.format: answers often contain braces (code), which format would choke on.
-        text = self.user.replace("{conversation}", block).replace("{question}", question)
-        text = text.replace("{answer_1}", answer_1.strip()).replace("{answer_2}", answer_2.strip())
+        # One pass over the template, not str.format (answers often hold braces, which format would choke on)
+        # and not one str.replace after another (a literal "{answer_1}" in the question or earlier turns, e.g.
+        # code, would be filled too): inserted text is never searched again.
+        values = {
+            "conversation": block,
+            "question": question,
+            "answer_1": answer_1.strip(),
+            "answer_2": answer_2.strip(),
+        }
+        text = _PLACEHOLDER.sub(lambda match: values[match[1]], self.user)
         return [Message(Role.SYSTEM, self.system.strip()), Message(Role.USER, text)]
 
     def render_prompt(self, prompt: Prompt, answer_1: str, answer_2: str) -> list[Message]:
