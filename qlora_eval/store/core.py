@@ -194,3 +194,27 @@ class StoreCore:
                 f"({latest}); upgrade qlora-eval"
             )
         return current == latest
+
+
+def call_filter(
+    table: str,
+    *,
+    judges: Sequence[str] | None,
+    models: Sequence[str] | None,
+    prompt_set: str | None,
+) -> tuple[str, list[Any]]:
+    """``SELECT * FROM table`` restricted to judges, to calls whose two models are both in ``models``, and to a
+    prompt set, oldest first (``None``: no restriction). Shared by the judgment and relative-judgment tables."""
+    sql = f"SELECT * FROM {table} WHERE 1=1"
+    params: list[Any] = []
+    if judges is not None:
+        sql += f" AND judge IN ({','.join('?' * len(judges))})"
+        params.extend(judges)
+    if models is not None:
+        marks = ",".join("?" * len(models))
+        sql += f" AND model_a IN ({marks}) AND model_b IN ({marks})"
+        params.extend([*models, *models])
+    if prompt_set is not None:
+        sql += " AND prompt_set = ?"
+        params.append(prompt_set)
+    return sql + " ORDER BY created_at, rowid", params

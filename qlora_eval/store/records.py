@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qlora_eval.errors import ConfigError
-from qlora_eval.store.core import StoreCore
+from qlora_eval.store.core import StoreCore, call_filter
 from qlora_eval.types import (
     Answer,
     Battle,
@@ -232,20 +232,8 @@ class RecordsMixin(StoreCore):
         prompt_set: str | None = None,
     ) -> list[StoredJudgment]:
         """Stored judgments, filtered; ``models`` keeps battles whose two models are both in it."""
-        sql = "SELECT * FROM judgments WHERE 1=1"
-        params: list[Any] = []
-        if judges is not None:
-            sql += f" AND judge IN ({','.join('?' * len(judges))})"
-            params.extend(judges)
-        if models is not None:
-            marks = ",".join("?" * len(models))
-            sql += f" AND model_a IN ({marks}) AND model_b IN ({marks})"
-            params.extend(models)
-            params.extend(models)
-        if prompt_set is not None:
-            sql += " AND prompt_set = ?"
-            params.append(prompt_set)
-        rows = self._rows(sql + " ORDER BY created_at, rowid", params)
+        sql, params = call_filter("judgments", judges=judges, models=models, prompt_set=prompt_set)
+        rows = self._rows(sql, params)
         return [StoredJudgment(row["judgment_key"], _judgment_from_row(row), row["run_id"]) for row in rows]
 
     def battles(self, **filters: Any) -> list[Battle]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qlora_eval.store.core import StoreCore
+from qlora_eval.store.core import StoreCore, call_filter
 from qlora_eval.types import Order, RelativeJudgment, canonical_json, utc_now
 
 
@@ -76,19 +76,8 @@ class RelativeMixin(StoreCore):
         prompt_set: str | None = None,
     ) -> list[RelativeJudgment]:
         """Stored relative judgments, oldest first; ``models`` keeps calls whose two models are both in it."""
-        sql = "SELECT * FROM relative_judgments WHERE 1=1"
-        params: list[Any] = []
-        if judges is not None:
-            sql += f" AND judge IN ({','.join('?' * len(judges))})"
-            params.extend(judges)
-        if models is not None:
-            marks = ",".join("?" * len(models))
-            sql += f" AND model_a IN ({marks}) AND model_b IN ({marks})"
-            params.extend([*models, *models])
-        if prompt_set is not None:
-            sql += " AND prompt_set = ?"
-            params.append(prompt_set)
-        return [_relative_from_row(r) for r in self._rows(sql + " ORDER BY created_at, rowid", params)]
+        sql, params = call_filter("relative_judgments", judges=judges, models=models, prompt_set=prompt_set)
+        return [_relative_from_row(r) for r in self._rows(sql, params)]
 
 
 def _relative_row(j: RelativeJudgment, run_id: int | None) -> tuple[Any, ...]:
